@@ -1,0 +1,35 @@
+# The two commands: `make demo` (the main job, end to end on embedded defaults) and `make test`.
+# Both create .venv with pip when it is missing; a second run installs nothing.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+export PYTHONUNBUFFERED := 1
+
+.PHONY: venv demo test lint bench-clean up down clean-work help
+
+help:
+	@echo "make demo   - run the pipeline end to end on embedded defaults (creates .venv if missing)"
+	@echo "make test   - lint, layer contracts and the test suite (creates .venv if missing)"
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+
+test: lint
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+demo: $(STAMP)
+	$(PY) -m training.demo $(DEMO_ARGS)
+
+bench-clean: $(STAMP)
+	$(PY) -m bench.clean_bench $(BENCH_ARGS)
