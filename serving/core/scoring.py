@@ -1,0 +1,120 @@
+"""Scaling, per-point Mahalanobis score, the tau/delta window rule and per-channel error shares.
+
+Covariance of validation errors: SMD has channels that are constant in training, so the raw covariance
+is singular. Default ``shrinkage`` (Ledoit-Wolf: Sigma_s = (1 - a) S + a * tr(S)/p * I, ``a`` estimated
+from the data by sklearn) keeps every direction finite and invertible, so a channel that was constant in
+training and moves later still raises the score, but by a bounded amount. ``pinv`` (Moore-Penrose
+pseudo-inverse) is offered too; it ignores directions without variance, i.e. it is blind to such channels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class RobustScaler:
+    """x_s = clip((x - center) / scale, -clip, clip); center = median, scale = q95 - q05 on training data.
+
+    The floor on ``scale`` keeps constant channels finite; the clip bounds what a level shift far outside
+    the training range can do to the model (SMD test halves sit outside the train range on some channels).
+    """
+
+    center: np.ndarray
+    scale: np.ndarray
+    clip: float = 5.0
+
+    @classmethod
+    def fit(cls, x: np.ndarray, clip: float = 5.0, floor_frac: float = 0.05) -> RobustScaler:
+        x = np.asarray(x, dtype=np.float64)
+        center = np.median(x, axis=0)
+        spread = np.quantile(x, 0.95, axis=0) - np.quantile(x, 0.05, axis=0)
+        moving = spread[spread > 0]
+        floor = max(1e-6, floor_frac * float(np.median(moving))) if len(moving) else 1.0
+        return cls(center.astype(np.float32), np.maximum(spread, floor).astype(np.float32), clip)
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        z = (np.asarray(x, dtype=np.float32) - self.center) / self.scale
+        return np.clip(z, -self.clip, self.clip).astype(np.float32)
+
+
+def fit_gaussian(errors: np.ndarray, method: str = "shrinkage", shrinkage: float | None = None):
+    """mu and precision (inverse covariance) of error vectors (n, C); covariance with ddof=0.
+
+    ``shrinkage`` given: fixed coefficient a in [0, 1]; None: Ledoit-Wolf's estimate.
+    Returns (mu, precision, shrinkage_used) as float64.
+    """
+    e = np.asarray(errors, dtype=np.float64).reshape(-1, np.shape(errors)[-1])
+    mu = e.mean(axis=0)
+    cov = np.cov(e - mu, rowvar=False, bias=True).reshape(e.shape[1], e.shape[1])
+    if method == "pinv":
+        return mu, np.linalg.pinv(cov, rcond=1e-10, hermitian=True), 0.0
+    if method != "shrinkage":
+        raise ValueError(f"unknown covariance method {method!r}; use 'shrinkage' or 'pinv'")
+    if shrinkage is None:
+        from sklearn.covariance import ledoit_wolf_shrinkage
+
+        shrinkage = float(ledoit_wolf_shrinkage(e - mu, assume_centered=True))
+    p = cov.shape[0]
+    target = np.trace(cov) / p if np.trace(cov) > 0 else 1.0
+    shrunk = (1.0 - shrinkage) * cov + shrinkage * target * np.eye(p)
+    if shrinkage == 0.0:
+        return mu, np.linalg.pinv(shrunk, hermitian=True), 0.0
+    return mu, np.linalg.inv(shrunk), float(shrinkage)
+
+
+def mahalanobis(errors: np.ndarray, mu: np.ndarray, precision: np.ndarray) -> np.ndarray:
+    """a_t = (e_t - mu)^T P (e_t - mu) for errors (..., C) -> (...)."""
+    d = np.asarray(errors, dtype=np.float64) - mu
+    return np.einsum("...i,ij,...j->...", d, precision, d)
+
+
+def count_over_tau(scores: np.ndarray, tau: float) -> np.ndarray:
+    """Per window: how many points have a_t > tau. scores (N, L) -> (N,) int."""
+    return (np.asarray(scores) > tau).sum(axis=-1)
+
+
+def decide(counts: np.ndarray, delta: float) -> np.ndarray:
+    """The paper's rule: a window is anomalous when MORE than delta of its points exceed tau."""
+    return np.asarray(counts) > delta
+
+
+def channel_shares(errors: np.ndarray, mu: np.ndarray, sd: np.ndarray, mask: np.ndarray | None = None):
+    """Share of each channel in a window's standardized squared error deviation.
+
+    errors (N, L, C); mask (N, L) selects the points to count (e.g. a_t > tau; all points where a window
+    has none). Returns (N, C) shares summing to 1 (0 rows stay 0).
+    """
+    z = np.maximum(np.asarray(errors, dtype=np.float64) - mu, 0.0) / sd
+    contrib = z**2
+    if mask is not None:
+        m = np.asarray(mask, dtype=bool)
+        m = np.where(m.any(axis=1, keepdims=True), m, True)
+        contrib = contrib * m[..., None]
+    per = contrib.sum(axis=1)
+    tot = per.sum(axis=1, keepdims=True)
+    return np.divide(per, tot, out=np.zeros_like(per), where=tot > 0)
+
+
+def top_k(shares: np.ndarray, k: int = 3) -> list[list[tuple[int, float]]]:
+    """Up to k (channel, share) pairs per row, largest share first, zero shares dropped."""
+    order = np.argsort(-shares, axis=1, kind="stable")[:, :k]
+    return [[(int(c), float(row[c])) for c in idx if row[c] > 0] for row, idx in zip(shares, order)]
+
+
+def adapt_recent(scores: np.ndarray, ref: float, history: list[float] | None, k: int) -> tuple[np.ndarray, list]:
+    """Scores relative to recent behaviour: divide each window's a_t by the median of the previous k windows'
+    median a_t (relative to ``ref``, the same median on validation), never by less than 1.
+
+    A shift that persists for more than about k/2 windows is absorbed; shorter anomalies are not.
+    Returns (adapted scores, updated history) so a stream can carry the history between calls.
+    """
+    hist = list(history or [])
+    out = np.empty_like(np.asarray(scores, dtype=np.float64))
+    for i, row in enumerate(np.asarray(scores, dtype=np.float64)):
+        level = float(np.median(hist[-k:])) / ref if hist and ref > 0 else 1.0
+        out[i] = row / max(level, 1.0)
+        hist.append(float(np.median(row)))
+    return out, hist[-k:]

@@ -1,0 +1,87 @@
+import numpy as np
+import pytest
+
+from serving.core import scoring
+from serving.core.metrics import evaluate_windows, point_adjust, prf, top3_hit_rate, window_labels
+from training.data.smd import Segment
+
+# errors of 2 channels; channel 1 is constant (zero variance) -> singular Sigma = [[1, 0], [0, 0]], mu = [2, 0]
+E = np.array([[1.0, 0.0], [3.0, 0.0]])
+
+
+def test_mahalanobis_pinv_singular_hand_computed():
+    mu, prec, a = scoring.fit_gaussian(E, method="pinv")
+    assert mu.tolist() == [2.0, 0.0] and a == 0.0
+    np.testing.assert_allclose(prec, [[1.0, 0.0], [0.0, 0.0]], atol=1e-12)
+    # (4-2)^2 * 1 ; the constant channel's move is invisible to the pseudo-inverse
+    assert scoring.mahalanobis(np.array([4.0, 5.0]), mu, prec) == pytest.approx(4.0)
+
+
+def test_mahalanobis_shrinkage_singular_hand_computed():
+    mu, prec, a = scoring.fit_gaussian(E, method="shrinkage", shrinkage=0.5)
+    # Sigma_s = 0.5*[[1,0],[0,0]] + 0.5*(tr/2=0.5)*I = [[0.75,0],[0,0.25]]
+    np.testing.assert_allclose(prec, [[4 / 3, 0.0], [0.0, 4.0]])
+    assert scoring.mahalanobis(np.array([[4.0, 5.0]]), mu, prec)[0] == pytest.approx(4 * 4 / 3 + 25 * 4)
+
+
+def test_mahalanobis_full_rank_matches_inverse():
+    rng = np.random.default_rng(0)
+    e = rng.normal(size=(500, 3)) @ np.array([[1, 0.5, 0], [0, 1, 0.2], [0, 0, 1]])
+    mu, prec, _ = scoring.fit_gaussian(e, method="pinv")
+    d = e[0] - e.mean(0)
+    expected = d @ np.linalg.inv(np.cov(e, rowvar=False, bias=True)) @ d
+    assert scoring.mahalanobis(e[0], mu, prec) == pytest.approx(expected)
+    _, prec_lw, a = scoring.fit_gaussian(e)  # Ledoit-Wolf: finite, 0 <= a <= 1
+    assert 0 <= a <= 1 and np.isfinite(prec_lw).all()
+
+
+def test_decision_rule_strictly_more_than_delta():
+    scores = np.array([[0.0, 2.0, 3.0, 1.0], [5.0, 5.0, 5.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
+    counts = scoring.count_over_tau(scores, tau=1.0)
+    assert counts.tolist() == [2, 3, 0]
+    assert scoring.decide(counts, delta=2).tolist() == [False, True, False]
+    assert scoring.decide(counts, delta=1).tolist() == [True, True, False]
+
+
+def test_channel_shares_and_top_k():
+    err = np.zeros((1, 2, 3))
+    err[0, 1] = [3.0, 1.0, 2.0]  # mu = 0, sd = 1: squared deviations 9, 1, 4
+    mask = np.array([[False, True]])
+    shares = scoring.channel_shares(err, np.zeros(3), np.ones(3), mask)
+    np.testing.assert_allclose(shares, [[9 / 14, 1 / 14, 4 / 14]])
+    top = scoring.top_k(shares, 2)[0]
+    assert [c for c, _ in top] == [0, 2] and top[0][1] == pytest.approx(9 / 14)
+
+
+def test_robust_scaler_constant_channel_finite_and_clipped():
+    x = np.column_stack([np.linspace(0, 1, 101), np.full(101, 0.3)])
+    sc = scoring.RobustScaler.fit(x, clip=5)
+    z = sc.transform(np.array([[0.5, 0.3], [100.0, 0.9]]))
+    assert np.isfinite(z).all() and z[0].tolist() == [0.0, 0.0]
+    assert z[1, 0] == 5.0 and z[1, 1] == 5.0
+
+
+def test_adapt_recent_absorbs_persistent_shift_only():
+    normal = np.ones((20, 10))
+    shifted = np.full((20, 10), 10.0)
+    scores = np.vstack([normal, shifted])
+    out, hist = scoring.adapt_recent(scores, ref=1.0, history=None, k=4)
+    assert out[20].max() == 10.0  # first shifted window still stands out
+    assert out[-1].max() == pytest.approx(1.0)  # a persistent shift is absorbed
+    assert len(hist) == 4
+
+
+def test_window_metrics_and_point_adjust():
+    labels = np.zeros(20, int)
+    labels[12:14] = 1
+    starts = np.array([0, 5, 10, 15])
+    assert window_labels(labels, starts, 5).tolist() == [False, False, True, False]
+    assert prf([1, 0, 1, 0], [1, 1, 0, 0])["f1"] == pytest.approx(0.5)
+    assert point_adjust(np.array([0] * 12 + [1] + [0] * 7, bool), labels)[13]
+    scores = np.zeros((4, 5))
+    scores[2, :3] = 9.0
+    m = evaluate_windows(scores, starts, 5, labels, tau=1.0, delta=2)
+    assert (m["precision"], m["recall"], m["f1"]) == (1.0, 1.0, 1.0)
+    assert m["point_f1"] == pytest.approx(2 * 0.4 * 1 / 1.4)
+    hit = top3_hit_rate([False, False, True, False], starts, 5, [[], [], [(4, 0.9)], []], [Segment(12, 14, [4])])
+    assert hit == 1.0
