@@ -1,0 +1,1 @@
+"""Streaming scoring jobs (PyFlink DataStream API): parse, window, score in-process, alert."""

@@ -1,0 +1,144 @@
+"""Per-series event-time ordering, de-duplication and window cutting.
+
+The state of one series is a plain dict (savepoint-friendly: no project classes inside):
+``max`` newest timestamp seen, ``last`` newest timestamp released, ``pending`` rows held back
+by the out-of-orderness bound (ts -> row), ``buf`` released rows not yet past a window, ``index``
+row number of ``buf[0]`` in the series. A row is released once a row at least ``bound_ms`` newer
+has been seen (or at the end of a bounded input); a row no newer than ``last`` is a duplicate
+(same timestamp as a kept row) or late (dead letter).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from pyflink.common import Types
+from pyflink.datastream import KeyedProcessFunction
+from pyflink.datastream.state import ValueStateDescriptor
+
+from flink_jobs.streaming.common import DEAD, Counters
+from flink_jobs.streaming.config import StreamConfig
+from flink_jobs.streaming.models import ModelCache, registry_name
+from flink_jobs.streaming.records import DeadLetter, Row, dead_letter_json
+
+END_OF_INPUT = 2**63 - 2  # event-time timer that fires only on the final watermark of a bounded input
+
+
+def new_state() -> dict:
+    return {"max": None, "last": None, "pending": {}, "buf": [], "index": 0, "recent": []}
+
+
+def order(state: dict, row: Row, bound_ms: int) -> tuple[list[Row], str | None]:
+    """Add ``row``; returns the rows now released in timestamp order and 'duplicate'/'late'/None."""
+    last = state["last"]
+    if last is not None and row.ts <= last:
+        return [], "duplicate" if row.ts in state["recent"] else "late"
+    if row.ts in state["pending"]:
+        return [], "duplicate"
+    state["pending"][row.ts] = row
+    if state["max"] is None or row.ts > state["max"]:
+        state["max"] = row.ts
+    return release(state, state["max"] - bound_ms), None
+
+
+def release(state: dict, upto: int) -> list[Row]:
+    """Release pending rows with ts <= upto, oldest first."""
+    pending = state["pending"]
+    ready = sorted(t for t in pending if t <= upto)
+    out = [pending.pop(t) for t in ready]
+    if out:
+        state["last"] = out[-1].ts
+        # timestamps of recently released rows, to tell a duplicate from a late row
+        state["recent"] = (state["recent"] + [r.ts for r in out])[-64:]
+    return out
+
+
+def cut(state: dict, rows: list[Row], length: int, step: int) -> list[tuple]:
+    """Append released rows; return every full window as (first_index, ts (L,), values (L, C), ingest_ms)."""
+    buf = state["buf"]
+    buf.extend((r.ts, r.values, r.ingest_ms) for r in rows)
+    out = []
+    while len(buf) >= length:
+        win = buf[:length]
+        ts = np.fromiter((w[0] for w in win), dtype=np.int64, count=length)
+        values = np.asarray([w[1] for w in win], dtype=np.float32)
+        out.append((state["index"], ts, values, max(w[2] for w in win)))
+        del buf[:step]
+        state["index"] += step
+    return out
+
+
+def window_record(series_id: str, window: tuple) -> tuple:
+    """What the scoring operator receives: (series_id, first_index, ts, values, ingest_ms)."""
+    first, ts, values, ingest = window
+    return (series_id, int(first), ts, values, int(ingest))
+
+
+def row_dead_letter(row: Row, reason: str, detail: str = "") -> DeadLetter:
+    raw = ",".join([row.series_id, str(row.ts)] + [repr(v) for v in row.values])
+    return DeadLetter(raw, reason, detail, row.series_id)
+
+
+class OrderAndWindow(KeyedProcessFunction):
+    """Keyed by series: order rows by event time, drop duplicates, emit the production model's windows.
+
+    Window length and step come from the series' production model, so the stream cuts exactly the
+    windows that batch scoring (``detector.score_series``) cuts from the same rows.
+    """
+
+    def __init__(self, cfg: StreamConfig):
+        self.cfg = cfg
+
+    def open(self, runtime_context):
+        self.state = runtime_context.get_state(ValueStateDescriptor("series", Types.PICKLED_BYTE_ARRAY()))
+        self.counters = Counters(runtime_context)
+        self.models = model_cache(self.cfg, self.counters)
+
+    def process_element(self, row, ctx):
+        st = self.state.value()
+        if st is None:
+            st = new_state()
+            ctx.timer_service().register_event_time_timer(END_OF_INPUT)
+        released, problem = order(st, row, self.cfg.out_of_orderness_ms)
+        if problem == "duplicate":
+            self.counters.inc("duplicates")
+            return
+        if problem == "late":
+            self.counters.dead("late")
+            yield DEAD, dead_letter_json(row_dead_letter(row, "late", f"newest released ts {st['last']}"), "order")
+            return
+        yield from self._emit(ctx.get_current_key(), st, released)
+        self.state.update(st)
+
+    def on_timer(self, timestamp, ctx):
+        st = self.state.value()
+        if st is None:
+            return
+        yield from self._emit(ctx.get_current_key(), st, release(st, END_OF_INPUT))
+        self.state.update(st)
+
+    def _emit(self, key, st, rows):
+        if not rows:
+            return
+        loaded = self.models.get(key)
+        if loaded is None:
+            reason = self.models.why_missing(key)
+            for r in rows:
+                self.counters.dead(reason)
+                yield DEAD, dead_letter_json(row_dead_letter(r, reason, registry_name(self.cfg.family, key)), "window")
+            return
+        det = loaded.detector
+        if det.n_channels != len(rows[0].values):
+            for r in rows:
+                self.counters.dead("window_shape")
+                yield DEAD, dead_letter_json(
+                    row_dead_letter(r, "window_shape", f"model has {det.n_channels} channels"), "window")
+            return
+        for w in cut(st, rows, int(det.length), int(det.step)):
+            self.counters.inc("windows")
+            yield window_record(key, w)
+
+
+def model_cache(cfg: StreamConfig, counters: Counters) -> ModelCache:
+    return ModelCache(cfg.family, cfg.tracking_uri, cfg.registry_uri, cfg.alias, cfg.model_cache_dir,
+                      cfg.model_refresh_s, cfg.missing_model_retry_s,
+                      on_event=lambda kind, msg: counters.inc(kind))
