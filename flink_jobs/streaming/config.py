@@ -40,6 +40,7 @@ class StreamConfig:
     every_window: bool = False  # also write every scored window/point to scores/
     out_of_orderness_ms: int = 0  # rows may arrive this much later than newer rows of the same series
     naive_utc_offset_minutes: int = 0  # zone of timestamps written without one
+    nodata_codes: tuple[float, ...] = ()  # values meaning 'no reading' (dead letter 'nodata'), e.g. -9999
     batch_size: int = 1  # windows scored per model call; >1 waits up to max_wait_ms to fill a batch
     max_wait_ms: int = 20
     checkpoint_interval_ms: int = 2000
@@ -75,6 +76,7 @@ def from_env(family: str = "lstm_ed", **overrides) -> StreamConfig:
     base = StreamConfig(
         family=family,
         n_values=38 if family == "lstm_ed" else 1,
+        nodata_codes=() if family == "lstm_ed" else (-9999.0, 7999.0),
         landing_dir=str(s.landing_dir),
         out_dir=str(s.work_dir / "stream" / family),
         model_cache_dir=str(s.work_dir / "model_cache"),
@@ -90,7 +92,8 @@ def from_env(family: str = "lstm_ed", **overrides) -> StreamConfig:
         if isinstance(current, tuple):
             raw = os.environ.get(name)
             if raw:
-                values[f.name] = tuple(x.strip() for x in raw.split(",") if x.strip())
+                items = [x.strip() for x in raw.split(",") if x.strip()]
+                values[f.name] = tuple(float(x) for x in items) if f.name == "nodata_codes" else tuple(items)
         else:
             values[f.name] = _env(name, current, type(current))
     values.update(overrides)

@@ -29,6 +29,7 @@ REASONS = (
     "bad_timestamp",
     "non_numeric",
     "nan_inf",
+    "nodata",  # NULL, an empty value or a configured no-data code (e.g. -9999): the reading is absent
     "late",  # older than the series' released rows plus the out-of-orderness bound
     "no_production_model",
     "registry_unreachable",
@@ -86,15 +87,19 @@ def parse_timestamp(text: str, naive_offset_minutes: int = 0) -> int | None:
     return int((dt - timedelta(minutes=offset)).timestamp() * 1000)
 
 
-def _number(token) -> float | str:
+def _number(token, nodata: frozenset) -> float | str:
     """The float, or the reason code why it is not a usable number."""
     if isinstance(token, bool):
         return "non_numeric"
+    if token is None or (isinstance(token, str) and token.strip() in ("", "NULL")):
+        return "nodata"
     try:
         v = float(token)
     except (TypeError, ValueError):
         return "non_numeric"
-    return v if math.isfinite(v) else "nan_inf"
+    if not math.isfinite(v):
+        return "nan_inf"
+    return "nodata" if v in nodata else v
 
 
 def _fields(line: str) -> tuple[str, object, list] | DeadLetter:
@@ -122,8 +127,8 @@ def _fields(line: str) -> tuple[str, object, list] | DeadLetter:
     return parts[0].strip(), parts[1], parts[2:]
 
 
-def parse_line(line: str, n_values: int, series: frozenset | None = None,
-               naive_offset_minutes: int = 0, now_ms: int | None = None) -> Row | DeadLetter:
+def parse_line(line: str, n_values: int, series: frozenset | None = None, naive_offset_minutes: int = 0,
+               nodata: frozenset = frozenset(), now_ms: int | None = None) -> Row | DeadLetter:
     """One landing line -> a Row, or a DeadLetter naming the first problem found."""
     if not line.strip():
         return DeadLetter(line, "blank_line")
@@ -147,7 +152,7 @@ def parse_line(line: str, n_values: int, series: frozenset | None = None,
         return DeadLetter(line, "bad_timestamp", str(ts_raw)[:40], sid)
     out = []
     for i, tok in enumerate(vals):
-        v = _number(tok)
+        v = _number(tok, nodata)
         if isinstance(v, str):
             return DeadLetter(line, v, f"value {i}: {str(tok)[:20]}", sid)
         out.append(v)
@@ -187,8 +192,9 @@ def alert_json(series_id: str, window_start: int, window_end: int, anomalous: bo
 class ParseLines(ProcessFunction):
     """Lines -> Row; malformed lines -> DEAD side output and the ``dead_letters`` counters."""
 
-    def __init__(self, n_values: int, series=(), naive_offset_minutes: int = 0):
+    def __init__(self, n_values: int, series=(), naive_offset_minutes: int = 0, nodata=()):
         self.n_values = n_values
+        self.nodata = frozenset(float(c) for c in nodata)
         self.series = frozenset(series) if series else None
         self.offset = naive_offset_minutes
 
@@ -196,7 +202,7 @@ class ParseLines(ProcessFunction):
         self.counters = Counters(runtime_context)
 
     def process_element(self, line, ctx):
-        got = parse_line(line, self.n_values, self.series, self.offset)
+        got = parse_line(line, self.n_values, self.series, self.offset, self.nodata)
         if isinstance(got, DeadLetter):
             self.counters.dead(got.reason)
             yield DEAD, dead_letter_json(got, "parse")

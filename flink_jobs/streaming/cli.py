@@ -1,0 +1,47 @@
+"""What both jobs share: environment setup and the common command-line options."""
+
+from __future__ import annotations
+
+import argparse
+
+from pyflink.datastream import CheckpointingMode
+
+from flink_jobs.streaming.config import StreamConfig, from_env
+
+
+def configure(env, cfg: StreamConfig) -> None:
+    """Checkpointing (exactly-once sinks need it) and connector jars."""
+    env.enable_checkpointing(cfg.checkpoint_interval_ms, CheckpointingMode.EXACTLY_ONCE)
+    if cfg.jars:
+        env.add_jars(*[j if "://" in j else f"file://{j}" for j in cfg.jars])
+
+
+def add_common_args(p: argparse.ArgumentParser, family: str) -> None:
+    d = from_env(family)
+    p.add_argument("--landing-dir", default=d.landing_dir, help="folder watched for new landing files")
+    p.add_argument("--out-dir", default=d.out_dir, help="alerts/, scores/ and dead_letters/ go here")
+    p.add_argument("--source", default=d.source, help="'file' (default), 'kafka' or 'module:function'")
+    p.add_argument("--bounded", action="store_true", default=d.bounded,
+                   help="read the files present in the landing dir, then finish")
+    p.add_argument("--series", default=",".join(d.series), help="comma-separated accepted series ids (default: any)")
+    p.add_argument("--out-of-orderness-ms", type=int, default=d.out_of_orderness_ms,
+                   help="how much later than newer rows of its series a row may arrive")
+    p.add_argument("--every-window", action="store_true", default=d.every_window,
+                   help="also write every scored window/point to scores/")
+    p.add_argument("--checkpoint-interval-ms", type=int, default=d.checkpoint_interval_ms)
+    p.add_argument("--discovery-interval-ms", type=int, default=d.discovery_interval_ms)
+    p.add_argument("--parallelism", type=int, default=None, help="default: SG_FLINK_PARALLELISM")
+    p.add_argument("--model-cache-dir", default=d.model_cache_dir,
+                   help="copies of loaded models, used when the registry is unreachable")
+
+
+def config_from_args(args, family: str, **more) -> StreamConfig:
+    return from_env(
+        family,
+        landing_dir=args.landing_dir, out_dir=args.out_dir, source=args.source, bounded=args.bounded,
+        series=tuple(s for s in args.series.split(",") if s), out_of_orderness_ms=args.out_of_orderness_ms,
+        every_window=args.every_window, checkpoint_interval_ms=args.checkpoint_interval_ms,
+        discovery_interval_ms=args.discovery_interval_ms, model_cache_dir=args.model_cache_dir, **more,
+    )
+
+
