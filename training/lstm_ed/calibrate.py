@@ -25,14 +25,15 @@ def unsupervised(val_scores: np.ndarray, q: float = 0.99, far: float = 0.01) -> 
     return tau, float(val_scores.shape[1] - 1)
 
 
-def search(scores: np.ndarray, wlabels: np.ndarray, n_tau: int = 60) -> tuple[float, float, float]:
-    """Grid search of (tau, delta) maximising window F1: tau over score quantiles, delta over 0..L-1."""
+def search(scores: np.ndarray, wlabels: np.ndarray, n_tau: int = 60, extra_taus=()) -> tuple[float, float, float]:
+    """Grid search of (tau, delta) maximising window F1: tau over score quantiles (plus ``extra_taus``),
+    delta over every count that occurs."""
     wlabels = np.asarray(wlabels, dtype=bool)
     flat = scores[np.isfinite(scores)]
     qs = np.unique(np.quantile(flat, np.concatenate([np.linspace(0.5, 0.99, n_tau // 2),
                                                         1 - np.logspace(-2, -5, n_tau // 2)])))
     # just below each candidate, so that ties at the candidate (e.g. clipped maxima) count as over tau
-    qs = np.nextafter(qs, -np.inf)
+    qs = np.concatenate([np.nextafter(qs, -np.inf), np.asarray(extra_taus, dtype=float)])
     best = (float(qs[-1]), 0.0, -1.0)
     length = scores.shape[1]
     for tau in qs:

@@ -40,13 +40,13 @@ def evaluate_modes(test_scores: np.ndarray, starts: np.ndarray, length: int, lab
     cal = starts + length <= cut
     rest = starts >= cut
     if cal.sum() >= 5 and wl[cal].any() and rest.any():
-        tau, delta, f1_cal = calibrate.search(test_scores[cal], wl[cal])
+        tau, delta, f1_cal = calibrate.search(test_scores[cal], wl[cal], extra_taus=[unsup[0]])
         run("labeled", tau, delta, rest, {"calibration_f1": f1_cal, "calibration_rows": cut})
     else:  # no anomaly in the calibration slice: nothing to tune on, keep the label-free thresholds
         run("labeled", *unsup, rest, {"calibration_f1": float("nan"), "calibration_rows": cut,
                                        "note": "no labeled anomaly in calibration slice"})
     run("unsupervised_rest", *unsup, rest)
-    tau, delta, _ = calibrate.search(test_scores, wl)
+    tau, delta, _ = calibrate.search(test_scores, wl, extra_taus=[unsup[0]])
     run("oracle", tau, delta)
     point = per_point_max(test_scores, starts, n)
     out["auc"] = auc_scores(point, labels)

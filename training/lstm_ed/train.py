@@ -59,7 +59,7 @@ def train_model(train_w: np.ndarray, val_w: np.ndarray, config: LSTMEDConfig, *,
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
             opt.step()
-            total += float(loss) * len(idx)
+            total += loss.item() * len(idx)
         val_loss = _loss(model, val_w, 256)
         rec = {"epoch": epoch, "train_loss": total / len(train_w), "val_loss": val_loss,
                "seconds": time.perf_counter() - t0}

@@ -1,0 +1,156 @@
+"""SMD Table 2 of Ha et al. beside this project's LSTM-ED and three baselines, in three calibration modes.
+
+Per machine: the paper's P/R/F1 (tuned on test labels), ours in `unsupervised` (no labels), `labeled`
+(tuned on the first 30% of the test half, scored on the rest) and `oracle` (tuned on the scored labels,
+as the paper did), point-adjusted F1, training seconds; the same for z-score max, PCA and IsolationForest
+with the same windows, window-label rule (positive when any point is labeled) and calibration.
+Writes bench/results/smd_table2.md and .json (rewritten after every machine).
+
+    python -m bench.smd_table2 --machines machine-1-2 machine-3-4 --max-epochs 15
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+# Table 2 of Ha et al. (precision, recall, F1), all 28 SMD machines
+PAPER = {
+    "1-1": (0.2985, 0.9742, 0.4570), "1-2": (0.8269, 0.5548, 0.6641), "1-3": (0.1389, 0.6414, 0.2284),
+    "1-4": (0.1551, 0.4974, 0.2365), "1-5": (0.4545, 0.6329, 0.5291), "1-6": (0.3209, 0.9684, 0.4820),
+    "1-7": (0.7799, 0.7588, 0.7692), "1-8": (0.2864, 0.4758, 0.3575), "2-1": (0.6018, 0.5407, 0.5696),
+    "2-2": (0.4511, 0.5550, 0.4977), "2-3": (0.7789, 0.5873, 0.6697), "2-4": (0.2539, 0.6230, 0.3608),
+    "2-5": (0.6602, 0.4518, 0.5365), "2-6": (0.1608, 0.8364, 0.2698), "2-7": (0.6889, 0.2616, 0.3792),
+    "2-8": (0.0107, 0.5769, 0.2021), "2-9": (0.2790, 0.8986, 0.4258), "3-1": (0.0283, 0.9437, 0.0549),
+    "3-2": (0.1291, 0.7598, 0.2206), "3-3": (0.4504, 0.3814, 0.4130), "3-4": (0.0833, 0.9943, 0.1536),
+    "3-5": (0.0936, 0.9603, 0.1706), "3-6": (0.7815, 0.8087, 0.7949), "3-7": (0.0826, 0.7128, 0.1481),
+    "3-8": (0.2756, 0.7143, 0.3977), "3-9": (0.0832, 0.8551, 0.1517), "3-10": (0.2434, 0.4681, 0.3202),
+    "3-11": (0.0504, 0.9773, 0.0959),
+}
+MODES = ("unsupervised", "labeled", "oracle")
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def baseline_scores(cls, train, test, cfg):
+    from serving.core import scoring
+    from serving.core.windows import sliding_windows, window_starts
+    from training.lstm_ed import calibrate
+
+    cut = int(round((1 - cfg.val_frac) * len(train)))
+    t0 = time.perf_counter()
+    b = cls().fit(train[:cut])
+    fit_s = time.perf_counter() - t0
+    val = sliding_windows(b.score(train[cut:])[:, None], cfg.length, cfg.train_step)[..., 0].astype(np.float64)
+    tst = sliding_windows(b.score(test)[:, None], cfg.length, cfg.step)[..., 0].astype(np.float64)
+    ref = float(np.median(np.median(val, axis=1)))
+    if cfg.adapt_windows > 0:
+        val, _ = scoring.adapt_recent(val, ref, None, cfg.adapt_windows * max(1, cfg.step // cfg.train_step))
+        tst, _ = scoring.adapt_recent(tst, ref, None, cfg.adapt_windows)
+    return tst, window_starts(len(test), cfg.length, cfg.step), calibrate.unsupervised(val, cfg.q, cfg.far), fit_s
+
+
+def run_machine(folder, machine, cfg) -> dict:
+    from serving.core.baselines import BASELINES
+    from training.data.smd import load_machine
+    from training.lstm_ed.evaluate import evaluate_modes
+    from training.lstm_ed.pipeline import fit_detector
+
+    m = load_machine(folder, machine)
+    det, info = fit_detector(m.train, cfg, progress=True)
+    out = det.score_series(m.test)
+    res = {"lstm_ed": evaluate_modes(out["scores"], out["starts"], det.length, m.test_labels,
+                                     (det.tau, det.delta), top_channels=out["top_channels"], segments=m.segments)}
+    res["lstm_ed"]["train_seconds"] = info["train_seconds"]
+    res["lstm_ed"]["info"] = {k: v for k, v in info.items() if k != "history"}
+    for name, cls in BASELINES.items():
+        tst, starts, unsup, fit_s = baseline_scores(cls, m.train, m.test, cfg)
+        res[name] = evaluate_modes(tst, starts, cfg.length, m.test_labels, unsup)
+        res[name]["train_seconds"] = fit_s
+    return res
+
+
+def _f(x) -> str:
+    return "-" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{x:.3f}"
+
+
+def render(results: dict, settings: dict) -> str:
+    methods = ["lstm_ed", "zscore_max", "pca", "isolation_forest"]
+    lines = ["# SMD Table 2: paper vs this project", "",
+             f"Settings: {json.dumps(settings)}", "",
+             "Window F1 (window positive when any point is labeled). `unsupervised`: no labels; "
+             "`labeled`: tuned on the first 30% of the test half, scored on the remaining 70%; "
+             "`oracle`: tuned on the scored test labels (the paper's protocol). PA-F1 = point-adjusted F1 "
+             "(inflated by construction), unsupervised mode.", ""]
+    head = "| machine | paper P | paper R | paper F1 | " + " | ".join(
+        f"{m} {mode[:5]}" for m in methods for mode in MODES) + " | LSTM PA-F1 | LSTM top3 hit | LSTM train s |"
+    lines += [head, "|" + "---|" * (head.count("|") - 1)]
+    rows = {}
+    for machine, r in results.items():
+        paper = PAPER.get(machine.replace("machine-", ""), (np.nan,) * 3)
+        vals = [r[m][mode]["f1"] for m in methods for mode in MODES]
+        rows[machine] = (paper, vals, r["lstm_ed"]["unsupervised"]["point_adjusted_f1"],
+                         r["lstm_ed"]["unsupervised"].get("top3_hit_rate"), r["lstm_ed"]["train_seconds"])
+        lines.append(f"| {machine} | " + " | ".join(_f(x) for x in paper) + " | "
+                     + " | ".join(_f(v) for v in vals) + f" | {_f(rows[machine][2])} | {_f(rows[machine][3])} | "
+                     f"{rows[machine][4]:.0f} |")
+    if rows:
+        mean = lambda xs: float(np.nanmean(np.array(xs, dtype=float)))  # noqa: E731
+        paper_m = [mean([v[0][i] for v in rows.values()]) for i in range(3)]
+        vals_m = [mean([v[1][i] for v in rows.values()]) for i in range(len(methods) * len(MODES))]
+        lines.append("| **mean** | " + " | ".join(_f(x) for x in paper_m) + " | " + " | ".join(_f(v) for v in vals_m)
+                     + f" | {_f(mean([v[2] for v in rows.values()]))} | {_f(mean([v[3] for v in rows.values()]))} | "
+                     f"{sum(v[4] for v in rows.values()):.0f} |")
+        lines += ["", "Machines where LSTM-ED beats the paper's F1:", ""]
+        for i, mode in enumerate(MODES):
+            n = sum(v[1][i] > v[0][2] for v in rows.values())
+            lines.append(f"- {mode}: {n} of {len(rows)}")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> None:
+    from tqdm import tqdm
+
+    from serving.settings import get_settings
+    from training.data.smd import list_machines
+    from training.lstm_ed.pipeline import TrainConfig
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default=None, help="SMD-layout folder (default: <SG_DATA_DIR>/smd)")
+    p.add_argument("--machines", nargs="*", help="machine ids (default: every machine in the folder)")
+    p.add_argument("--max-epochs", type=int, default=15, help="max epochs (early stopping, patience 5)")
+    p.add_argument("--hidden", type=int, default=200, help="LSTM hidden units (paper: 200)")
+    p.add_argument("--batch-size", type=int, default=32, help="batch size (paper: 5)")
+    p.add_argument("--train-step", type=int, default=20, help="stride of training/validation windows")
+    p.add_argument("--mode", default="auto", choices=["auto", "free", "teacher"], help="decoder inference mode")
+    p.add_argument("--adapt-windows", type=int, default=16, help="recent-behaviour normalisation (0: off)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads (default 1: on a shared 2-core machine more threads oversubscribe and run slower)")
+    p.add_argument("--out", default=str(RESULTS / "smd_table2"), help="output path without extension")
+    a = p.parse_args(argv)
+    s = get_settings()
+    folder = Path(a.data) if a.data else s.smd_dir
+    machines = a.machines or list_machines(folder)
+    cfg = TrainConfig(hidden=a.hidden, max_epochs=a.max_epochs, batch_size=a.batch_size, train_step=a.train_step,
+                      mode=a.mode, adapt_windows=a.adapt_windows, threads=a.threads)
+    settings = {**cfg.to_params(), "data": str(folder), "cpu_count": os.cpu_count()}
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    results, t0 = {}, time.perf_counter()
+    for machine in tqdm(machines, desc="machines"):
+        results[machine] = run_machine(folder, machine, cfg)
+        settings["wall_seconds"] = time.perf_counter() - t0
+        md = render(results, settings)
+        out.with_suffix(".md").write_text(md)
+        payload = {"settings": settings, "paper": {k: PAPER.get(k.replace("machine-", "")) for k in results},
+                   "results": results}
+        out.with_suffix(".json").write_text(json.dumps(payload, indent=1, default=float))
+    print(render(results, settings))
+
+
+if __name__ == "__main__":
+    main()
