@@ -12,6 +12,14 @@ from flink_jobs.streaming.config import StreamConfig, from_env
 def configure(env, cfg: StreamConfig) -> None:
     """Checkpointing (exactly-once sinks need it) and connector jars."""
     env.enable_checkpointing(cfg.checkpoint_interval_ms, CheckpointingMode.EXACTLY_ONCE)
+    if cfg.restart_attempts > 0:
+        from pyflink.common import Configuration
+
+        conf = Configuration()
+        conf.set_string("restart-strategy.type", "fixed-delay")
+        conf.set_string("restart-strategy.fixed-delay.attempts", str(cfg.restart_attempts))
+        conf.set_string("restart-strategy.fixed-delay.delay", f"{cfg.restart_delay_ms} ms")
+        env.configure(conf)
     if cfg.jars:
         env.add_jars(*[j if "://" in j else f"file://{j}" for j in cfg.jars])
 

@@ -44,6 +44,8 @@ class StreamConfig:
     batch_size: int = 1  # windows scored per model call; >1 waits up to max_wait_ms to fill a batch
     max_wait_ms: int = 20
     checkpoint_interval_ms: int = 2000
+    restart_attempts: int = 0  # >0: fixed-delay restarts (attempts, restart_delay_ms); 0: Flink's default
+    restart_delay_ms: int = 1000
     model_refresh_s: float = 60.0  # how often a key re-checks which version is @production
     missing_model_retry_s: float = 30.0  # how long 'no production model' is remembered before asking again
     model_cache_dir: str = ""  # last loaded detectors, used when the registry is unreachable

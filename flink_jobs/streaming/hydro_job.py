@@ -119,6 +119,8 @@ def build(env, source=None, sink=None, cfg: StreamConfig | None = None):
     rows = source.stream(env).process(
         ParseLines(cfg.n_values, cfg.series, cfg.naive_utc_offset_minutes, cfg.nodata_codes), output_type=PICKLED
     ).name("parse").uid("parse")
+    if getattr(source, "parallelism", None):
+        rows = rows.set_parallelism(source.parallelism)  # forward from the source: per-series order kept
     alerts = (rows.key_by(lambda r: r[0], key_type=Types.STRING())
               .process(OrderAndScore(cfg), output_type=Types.STRING()).name("order-score").uid("order-score"))
     dead = rows.get_side_output(DEAD).union(alerts.get_side_output(DEAD))

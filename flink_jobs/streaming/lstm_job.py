@@ -39,6 +39,8 @@ def build(env, source=None, sink=None, cfg: StreamConfig | None = None):
     lines = source.stream(env)
     rows = lines.process(ParseLines(cfg.n_values, cfg.series, cfg.naive_utc_offset_minutes, cfg.nodata_codes),
                          output_type=PICKLED).name("parse").uid("parse")
+    if getattr(source, "parallelism", None):
+        rows = rows.set_parallelism(source.parallelism)  # forward from the source: per-series order kept
     windows = (rows.key_by(_series_key, key_type=Types.STRING())
                .process(OrderAndWindow(cfg), output_type=PICKLED).name("order-window").uid("order-window"))
     alerts = (windows.key_by(_series_key, key_type=Types.STRING())

@@ -137,6 +137,6 @@ def score_rest(url: str, queue: list, det) -> dict:
         res["anomalous"].append(bool(row["anomalous"]))
         res["max_score"].append(float(row["max_score"]))
         res["count_over_tau"].append(int(row["count_over_tau"]))
-        top = row["top_channels"]
-        res["top_channels"].append(json.loads(top) if isinstance(top, str) else top)
+        top = json.loads(row["top_channels"]) if isinstance(row["top_channels"], str) else row["top_channels"]
+        res["top_channels"].append([(t["index"], t["share"]) if isinstance(t, dict) else tuple(t) for t in top])
     return res

@@ -5,9 +5,16 @@
 - ``file`` (default): a Flink ``FileSource`` over ``cfg.landing_dir``; continuous (re-lists the folder
   every ``discovery_interval_ms`` and reads each new file once) or, with ``bounded``, the files present
   at start. Writers must publish complete files atomically (write ``.name``, then rename): files
-  starting with ``.`` or ``_`` are ignored by the enumerator.
+  starting with ``.`` or ``_`` are ignored by the enumerator. One reader (parallelism 1) reads the
+  files one after another, but files found in the same listing come in no defined order: publish a
+  series' next file only after the previous one was picked up (``replay --min-gap-ms``), or keep the
+  disorder inside ``out_of_orderness_ms``.
 - ``kafka``: Flink's ``KafkaSource`` on ``kafka_topic`` at ``kafka_bootstrap`` (values are the lines).
   Needs the connector jar (``flink-sql-connector-kafka-*.jar``) in ``cfg.jars`` / ``SG_STREAM_JARS``.
+  Partition the topic by series id: order is kept per partition.
+
+A source's ``parallelism`` (None: the job's) is also used for the parse operator, which is chained to it
+(forward), so the rows of one series reach the keyed operators in the order the source read them.
 - ``package.module:function``: your own factory ``function(cfg) -> LineSource``.
 """
 
@@ -28,6 +35,7 @@ SOURCE_UID = "landing-source"
 class FileLineSource:
     path: str
     discovery_interval_ms: int | None = 1000  # None: bounded (read what is there, then finish)
+    parallelism: int | None = 1
 
     def stream(self, env):
         from pyflink.datastream.connectors.file_system import FileSource, StreamFormat
@@ -37,7 +45,8 @@ class FileLineSource:
         if self.discovery_interval_ms:
             builder = builder.monitor_continuously(Duration.of_millis(self.discovery_interval_ms))
         # event time is handled per series in the keyed operators, not with source watermarks
-        return env.from_source(builder.build(), WatermarkStrategy.no_watermarks(), "landing").uid(SOURCE_UID)
+        stream = env.from_source(builder.build(), WatermarkStrategy.no_watermarks(), "landing").uid(SOURCE_UID)
+        return stream.set_parallelism(self.parallelism) if self.parallelism else stream
 
 
 @dataclass
@@ -45,6 +54,7 @@ class KafkaLineSource:
     bootstrap: str
     topic: str
     group: str
+    parallelism: int | None = None
 
     def stream(self, env):
         from pyflink.common.serialization import SimpleStringSchema
