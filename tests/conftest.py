@@ -56,8 +56,16 @@ def run_dag(dag_id: str, conf: dict | None = None):
     """Run one of the project's DAGs with ``dag.test()`` (real Airflow, in-process); returns the DagRun."""
     from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(dag_folder=str(ROOT / "dags"), include_examples=False)
+    bag = DagBag(dag_folder=str(ROOT / "dags"))
     assert not bag.import_errors, bag.import_errors
     dag = bag.get_dag(dag_id)
     assert dag is not None, f"DAG {dag_id} not found; have {sorted(bag.dag_ids)}"
     return dag.test(run_conf=conf or {})
+
+
+@pytest.fixture(scope="session")
+def flink_stream_env():
+    """One StreamExecutionEnvironment (DataStream API, embedded mini-cluster) shared by the streaming tests."""
+    from flink_jobs.env import stream_env
+
+    return stream_env(parallelism=int(os.environ["SG_FLINK_PARALLELISM"]))
