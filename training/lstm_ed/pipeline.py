@@ -130,3 +130,155 @@ def fit_detector(train: np.ndarray, cfg: TrainConfig | None = None, channel_name
 
 def config_with(cfg: TrainConfig | None, **overrides) -> TrainConfig:
     return replace(cfg or TrainConfig(), **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _git_commit(repo_root) -> str:
+    import subprocess
+
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo_root, capture_output=True, text=True,
+                              timeout=10).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def data_version(train: np.ndarray) -> str:
+    import hashlib
+
+    return "sha1:" + hashlib.sha1(np.ascontiguousarray(train, dtype=np.float32).tobytes()).hexdigest()[:12]
+
+
+def _flat_metrics(evaluation: dict) -> dict:
+    out = {}
+    for mode, m in evaluation.items():
+        if mode == "auc":
+            out.update({f"test_{k}": v for k, v in m.items()})
+            continue
+        for k in ("precision", "recall", "f1", "point_f1", "point_adjusted_f1", "top3_hit_rate", "tau", "delta"):
+            if k in m:
+                name = "window_f1" if k == "f1" else k
+                out[f"test_{mode}_{name}"] = m[k]
+    return {k: float(v) for k, v in out.items() if v is not None and np.isfinite(v)}
+
+
+def train_machine(machine_id: str, train: np.ndarray, test: np.ndarray | None = None,
+                  test_labels: np.ndarray | None = None, segments=None, *, max_epochs: int | None = None,
+                  batch_size: int | None = None, hidden: int | None = None, config: TrainConfig | None = None,
+                  register: bool = True, data_version_tag: str | None = None, channel_names=None,
+                  progress: bool = False) -> dict:
+    """Fit, calibrate, evaluate (when a labeled test half is given) and log one MLflow run; register the
+    model as ``lstm_ed-<machine>`` with alias ``challenger``. Returns run id, version, metrics, detector."""
+    import tempfile
+    from pathlib import Path
+
+    import mlflow
+    import pandas as pd
+    from mlflow.models import infer_signature
+
+    from serving.lstm_pyfunc import LSTMEDPyfunc
+    from serving.settings import get_settings
+    from training import registry
+    from training.lstm_ed import plots
+    from training.lstm_ed.evaluate import evaluate_modes
+
+    s = get_settings()
+    cfg = config_with(config, max_epochs=max_epochs, batch_size=batch_size, hidden=hidden)
+    if cfg.threads is None:
+        cfg = replace(cfg, threads=s.torch_threads)
+    registry.configure(s, EXPERIMENT)
+    det, info = fit_detector(train, cfg, channel_names=channel_names, progress=progress)
+    metrics = {"val_probe_auc": info["val_probe_auc"], "val_mse": info["val_mse"],
+               "best_val_loss": info["best_val_loss"], "val_window_alarm_rate": info["val_window_alarm_rate"],
+               "train_seconds": info["train_seconds"], "epochs_run": info["epochs"], "tau": det.tau,
+               "delta": det.delta}
+    for m, v in info["per_mode"].items():
+        metrics[f"val_probe_auc_{m}"] = v["probe_auc"]
+        metrics[f"val_mse_{m}"] = v["val_mse"]
+    evaluation, point_scores = None, None
+    if test is not None:
+        out = det.score_series(test)
+        from serving.core.windows import per_point_max
+
+        point_scores = per_point_max(out["scores"], out["starts"], len(test))
+        if test_labels is not None:
+            evaluation = evaluate_modes(out["scores"], out["starts"], det.length, test_labels, (det.tau, det.delta),
+                                        top_channels=out["top_channels"], segments=segments)
+            metrics.update(_flat_metrics(evaluation))
+    names = det.channel_names
+    example = pd.DataFrame(np.asarray(train[: det.length + det.step], dtype=np.float32), columns=names)
+    wrapper = LSTMEDPyfunc(det)
+    signature = infer_signature(example, wrapper.predict(None, example))
+    name = registry.registry_name(FAMILY, machine_id)
+    tags = {"machine": machine_id, "data_version": data_version_tag or data_version(train),
+            "git_commit": _git_commit(s.repo_root), "inference_mode": det.mode, "family": FAMILY}
+    params = {**cfg.to_params(), "chosen_mode": det.mode, "n_channels": det.n_channels,
+              "train_rows": len(train), "shrinkage": det.calibration.get("shrinkage")}
+    with tempfile.TemporaryDirectory() as tmp, registry.sqlite_write_lock(s):
+        tmp = Path(tmp)
+        plots.loss_curve(info["history"], tmp / "loss_curve.png")
+        if point_scores is not None:
+            plots.scores_vs_labels(point_scores, test_labels, det.tau, tmp / "scores_vs_labels.png",
+                                   f"{machine_id}: test a_t (unsupervised tau)")
+        if evaluation is not None:
+            (tmp / "confusion.md").write_text(plots.confusion_table(evaluation))
+        log = registry.retry_locked
+        run = log(mlflow.start_run)(run_name=machine_id, tags=tags)
+        try:
+            log(mlflow.log_params)(params)
+            client = mlflow.MlflowClient()
+            from mlflow.entities import Metric
+
+            now = int(time.time() * 1000)
+            epoch_metrics = [Metric(k, float(h[k]), now, h["epoch"]) for h in info["history"]
+                             for k in ("train_loss", "val_loss")]
+            log(client.log_batch)(run.info.run_id, metrics=epoch_metrics)
+            log(mlflow.log_metrics)(metrics)
+            log(mlflow.log_artifacts)(str(tmp))
+            model_info = log(mlflow.pyfunc.log_model)(
+                name="model", python_model=wrapper, signature=signature, input_example=example,
+                registered_model_name=name if register else None)
+        finally:
+            mlflow.end_run()
+    version = getattr(model_info, "registered_model_version", None)
+    if register and version is not None:
+        registry.set_challenger(name, version)
+    return {"machine": machine_id, "run_id": run.info.run_id, "model_name": name, "model_version": version,
+            "model_uri": model_info.model_uri, "metrics": metrics, "evaluation": evaluation, "detector": det,
+            "mode": det.mode}
+
+
+def promote_machine(machine_id: str):
+    """Move ``production`` to the challenger when its label-free validation probe AUC is no worse."""
+    from training import registry
+
+    return registry.promote(registry.registry_name(FAMILY, machine_id), PROMOTION_METRIC, higher_is_better=True)
+
+
+def train_and_promote(machines: list[str], data: str | None = None, *, max_epochs: int = 3, hidden: int = 64,
+                      full: bool = False, echo=print) -> list[dict]:
+    """For the demo: train, register and promote each machine of an SMD-layout folder; print metrics.
+
+    Few epochs and a small network by default; ``full=True`` uses the paper's settings (hidden 200, 200
+    epochs with early stopping)."""
+    from serving.settings import get_settings
+    from training.data.smd import load_machine
+
+    folder = data or str(get_settings().smd_dir)
+    cfg = TrainConfig() if not full else TrainConfig(hidden=200, max_epochs=200)
+    if not full:
+        cfg = replace(cfg, hidden=hidden, max_epochs=max_epochs, train_step=20)
+    results = []
+    for machine in machines:
+        m = load_machine(folder, machine)
+        r = train_machine(machine, m.train, m.test, m.test_labels, m.segments, config=cfg, progress=True)
+        p = promote_machine(machine)
+        r["promotion"] = p
+        mt = r["metrics"]
+        echo(f"{machine}: v{r['model_version']} mode={r['mode']} val_probe_auc={mt['val_probe_auc']:.3f} "
+             f"window F1 unsupervised={mt.get('test_unsupervised_window_f1', float('nan')):.3f} "
+             f"labeled={mt.get('test_labeled_window_f1', float('nan')):.3f} "
+             f"oracle={mt.get('test_oracle_window_f1', float('nan')):.3f} "
+             f"PA-F1={mt.get('test_unsupervised_point_adjusted_f1', float('nan')):.3f} | "
+             f"production: {'promoted' if p.promoted else 'kept'} ({p.reason})")
+        results.append(r)
+    return results
