@@ -69,11 +69,3 @@ def flink_stream_env():
     from flink_jobs.env import stream_env
 
     return stream_env(parallelism=int(os.environ["SG_FLINK_PARALLELISM"]))
-
-
-@pytest.fixture(scope="session")
-def flink_stream_env():
-    """One StreamExecutionEnvironment (DataStream API, embedded mini-cluster) shared by the streaming tests."""
-    from flink_jobs.env import stream_env
-
-    return stream_env(parallelism=int(os.environ["SG_FLINK_PARALLELISM"]))
