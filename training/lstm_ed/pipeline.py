@@ -240,6 +240,7 @@ def train_machine(machine_id: str, train: np.ndarray, test: np.ndarray | None = 
         finally:
             mlflow.end_run()
     version = getattr(model_info, "registered_model_version", None)
+    version = None if version is None else str(version)
     if register and version is not None:
         registry.set_challenger(name, version)
     return {"machine": machine_id, "run_id": run.info.run_id, "model_name": name, "model_version": version,
