@@ -1,0 +1,249 @@
+"""Univariate sensor detector: sliding-window ARIMA candidates verified by a Markov chain over KMeans++ states
+(Ye et al. 2020), plus label-free persistence rules that real stage data need.
+
+Per point (``update``):
+1. ARIMA one-step forecast and ``level`` prediction interval (``incremental`` or ``refit`` mode, see arima.py);
+   a value outside it is a *candidate*.
+2. Markov verification of the candidate (markov.verify): transition from the reference state (the last
+   accepted level) to the value's state.
+3. Persistence rules, all label-free (their constants are fixed defaults or derived from history):
+   - *volatile block*: when at least ``density_on`` of the last ``density_window`` points were ARIMA
+     candidates the point is flagged, and flagging continues until the share falls to ``density_off``
+     (ice, sensor handling and fouling make long noisy blocks in which single points look ordinary);
+   - *stuck sensor*: a run of ``stuck_run`` or more identical values (|change| <= ``stuck_eps``) is flagged
+     from its ``stuck_run``-th point on; ``stuck_run`` is twice the 99.5th percentile of flat-run lengths in
+     the history (at least 6), so a sensor that normally repeats values does not trip it;
+   - *hold*: a flagged value is replaced by its forecast in the model state for up to ``hold`` consecutive
+     points, so a multi-point spike is still judged against the level before it; after that the new level is
+     accepted (a real step change stops being flagged).
+A gap longer than ``max_gap_ms`` restarts the recursion at the first value after it.
+
+The streaming state is a plain dict of floats and short tuples (pickled into Flink keyed state).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from serving.core import arima as ar
+from serving.core import markov as mk
+
+KEYS = ("forecast", "lower", "upper", "candidate", "verified", "anomaly_probability", "anomalous")
+
+
+@dataclass
+class HydroDetector:
+    arima: ar.ArimaParams
+    centroids: np.ndarray
+    counts: np.ndarray
+    history_tail: np.ndarray
+    change_threshold: float
+    window: int = 30
+    level: float = 0.95
+    mode: str = "incremental"
+    min_probability: float = 0.5
+    hold: int = 16
+    density_window: int = 24
+    density_on: float = 0.4
+    density_off: float = 0.2
+    stuck_run: int | None = 12
+    stuck_eps: float = 0.0
+    max_gap_ms: int | None = None
+    use_markov: bool = True
+    use_rules: bool = True
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.centroids = np.asarray(self.centroids, dtype=float)
+        self.counts = np.asarray(self.counts, dtype=np.int64)
+        self.history_tail = np.asarray(self.history_tail, dtype=float)
+        self._prepare()
+
+    def _prepare(self):
+        self._inc = ar.IncrementalArima(self.arima, self.level)
+        self._mid = tuple(float(v) for v in (self.centroids[:-1] + self.centroids[1:]) / 2)
+        p = mk.transition_matrix(self.counts)
+        self._p = tuple(tuple(float(v) for v in row) for row in p)
+        self._pmax = tuple(max(row) for row in self._p)
+
+    def __getstate__(self):
+        d = dict(self.__dict__)
+        for k in ("_inc", "_mid", "_p", "_pmax"):
+            d.pop(k, None)
+        return d
+
+    def __setstate__(self, d):
+        self.__dict__.update(d)
+        self._prepare()
+
+    def variant(self, **changes) -> HydroDetector:
+        """A copy with some settings changed (e.g. ``mode='refit'``, ``use_markov=False``)."""
+        from dataclasses import replace
+
+        return replace(self, **changes)
+
+    @property
+    def transition_matrix(self) -> np.ndarray:
+        return mk.transition_matrix(self.counts)
+
+    # ---- streaming ----
+    def new_state(self) -> dict:
+        tail = self.history_tail
+        return {
+            "arima": self._inc.initial_state(tail),
+            "window": tuple(float(v) for v in tail[-self.window :]) if self.mode == "refit" else (),
+            "ref": float(tail[-1]),
+            "last_raw": float(tail[-1]),
+            "last_ts": None,
+            "streak": 0,
+            "cand_bits": 0,
+            "in_block": False,
+            "flat_run": 0,
+        }
+
+    def _forecast(self, state) -> tuple[float, float, float]:
+        if self.mode == "refit" and len(state["window"]) >= max(self.window // 2, sum(self.arima.order) + 3):
+            try:
+                return ar.refit_forecast(np.asarray(state["window"]), self.arima.order, self.level)
+            except (ValueError, np.linalg.LinAlgError):
+                pass
+        f = self._inc.forecast(state["arima"])
+        lo, hi = self._inc.interval(f)
+        return f, lo, hi
+
+    def update(self, state: dict, ts_ms: int, value: float) -> tuple[dict, dict]:
+        s = dict(state)
+        if s["last_ts"] is not None and self.max_gap_ms and ts_ms - s["last_ts"] > self.max_gap_ms:
+            s = self._restart(s, value)
+        f, lo, hi = self._forecast(s)
+        out = {"forecast": f, "lower": lo, "upper": hi, "candidate": False, "verified": False,
+               "anomaly_probability": math.nan, "anomalous": False}
+        if value is None or not math.isfinite(value):
+            # a dropout: advance the model on its own forecast, keep the reference and the rule counters
+            s["arima"] = self._inc.step(s["arima"], f, f if self.mode == "incremental" else None)
+            if self.mode == "refit":
+                s["window"] = (s["window"] + (f,))[-self.window :]
+            return s, out
+        s["last_ts"] = ts_ms
+        cand = bool(value < lo or value > hi)
+        i = mk.assign_one(self._mid, s["ref"])
+        j = mk.assign_one(self._mid, value)
+        p_ij = self._p[i][j]
+        a = 1.0 - p_ij / self._pmax[i] if self._pmax[i] > 0 else 1.0
+        verified = mk.verify(cand, p_ij, a, value - s["ref"], self.change_threshold, self.min_probability) \
+            if self.use_markov else cand
+        flagged = verified
+        if self.use_rules:
+            bits = ((s["cand_bits"] << 1) | int(cand)) & ((1 << self.density_window) - 1)
+            share = bits.bit_count() / self.density_window
+            in_block = share >= self.density_on or (s["in_block"] and share > self.density_off)
+            flat = s["flat_run"] + 1 if abs(value - s["last_raw"]) <= self.stuck_eps else 0
+            stuck = self.stuck_run is not None and flat + 1 >= self.stuck_run
+            s.update(cand_bits=bits, in_block=in_block, flat_run=flat)
+            flagged = verified or in_block or stuck
+        s["last_raw"] = value
+        s["streak"] = s["streak"] + 1 if flagged else 0
+        use = f if (flagged and s["streak"] <= self.hold) else value
+        s["arima"] = self._inc.step(s["arima"], use, f if self.mode == "incremental" else None)
+        if self.mode == "refit":
+            s["window"] = (s["window"] + (use,))[-self.window :]
+        s["ref"] = use
+        out.update(candidate=cand, verified=bool(verified), anomaly_probability=a if cand else math.nan,
+                   anomalous=bool(flagged))
+        return s, out
+
+    def _restart(self, s: dict, value: float) -> dict:
+        if value is None or not math.isfinite(value):
+            return s
+        need = self._inc.n_levels + 1
+        s = dict(s, arima=(tuple([float(value)] * need)[-max(self._inc.n_levels, 1):], (0.0,) * self._inc.q),
+                 ref=float(value), last_raw=float(value), streak=0, cand_bits=0, in_block=False, flat_run=0)
+        if self.mode == "refit":
+            s["window"] = (float(value),)
+        return s
+
+    # ---- batch ----
+    def score_series(self, values, ts=None, state: dict | None = None, return_state: bool = False):
+        """Score a whole series point by point (same verdicts as streaming); dict of numpy arrays."""
+        x = np.asarray(values, dtype=float)
+        t = np.arange(len(x), dtype=np.int64) if ts is None else np.asarray(ts, dtype=np.int64)
+        st = self.new_state() if state is None else state
+        cols = {k: np.empty(len(x), dtype=bool if k in ("candidate", "verified", "anomalous") else float)
+                for k in KEYS}
+        for n in range(len(x)):
+            st, out = self.update(st, int(t[n]), float(x[n]))
+            for k in KEYS:
+                cols[k][n] = out[k]
+        return (cols, st) if return_state else cols
+
+
+def stuck_run_length(values: np.ndarray, eps: float = 0.0, floor: int = 6) -> int:
+    """Twice the 99.5th percentile of flat-run lengths in history (at least ``floor``)."""
+    x = np.asarray(values, dtype=float)
+    x = x[np.isfinite(x)]
+    flat = np.abs(np.diff(x)) <= eps
+    lengths = [e - s + 1 for s, e in _run_bounds(flat)]
+    if not lengths:
+        return floor
+    return int(max(floor, math.ceil(2 * np.percentile(lengths, 99.5))))
+
+
+def _run_bounds(mask: np.ndarray):
+    m = np.asarray(mask, dtype=np.int8)
+    d = np.diff(np.concatenate(([0], m, [0])))
+    return zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1))
+
+
+def default_change_threshold(values: np.ndarray) -> float:
+    """Without a unit-specific threshold (2 cm for stage in cm): 6 robust sigmas of the first differences."""
+    dx = np.diff(np.asarray(values, dtype=float))
+    dx = dx[np.isfinite(dx)]
+    mad = float(np.median(np.abs(dx - np.median(dx)))) * 1.4826 if len(dx) else 0.0
+    return 6 * mad if mad > 0 else float(np.std(dx) or 1.0)
+
+
+def fit_detector(
+    values: np.ndarray,
+    ts: np.ndarray | None = None,
+    *,
+    order: tuple[int, int, int] | None = None,
+    arima_params: ar.ArimaParams | None = None,
+    window: int = 30,
+    change_threshold: float | None = None,
+    k_range: tuple[int, ...] = (2, 3, 4, 5, 6, 7, 8),
+    max_order_points: int = 1000,
+    seed: int = 0,
+    **settings,
+) -> HydroDetector:
+    """Fit everything from history only: ARIMA (order by AIC + ADF unless given; parameters refitted on the
+    tail unless ``arima_params`` is given), KMeans++ states and transition counts, rule constants."""
+    x = np.asarray(values, dtype=float)
+    if np.isfinite(x).sum() < 50:
+        raise ValueError(f"history has {np.isfinite(x).sum()} finite values; need at least 50")
+    if arima_params is None:
+        arima_params = (ar.fit_arima(x[-max_order_points:], order) if order
+                        else ar.select_order(x, max_points=max_order_points))
+    states = mk.fit_states(x, k_range=k_range, seed=seed)
+    counts = mk.transition_counts(mk.assign(states.centroids, x), states.k)
+    max_gap = None
+    if ts is not None and len(ts) > 2:
+        step = float(np.median(np.diff(np.asarray(ts, dtype=np.int64))))
+        max_gap = int(6 * step) if step > 0 else None
+    finite = x[np.isfinite(x)]
+    det = HydroDetector(
+        arima=arima_params,
+        centroids=states.centroids,
+        counts=counts,
+        history_tail=finite[-(window + 240):],
+        change_threshold=float(change_threshold if change_threshold is not None else default_change_threshold(x)),
+        window=window,
+        stuck_run=stuck_run_length(x),
+        max_gap_ms=max_gap,
+        meta={"inertia": states.inertia, "silhouette": states.silhouette, "k_scores": states.k_scores,
+              "n_history": int(len(finite))},
+        **settings,
+    )
+    return det

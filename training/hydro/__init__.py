@@ -1,0 +1,1 @@
+"""Hydro (univariate sensor) family: fitting, rolling evaluation, MLflow logging, plots."""
