@@ -51,3 +51,34 @@ def test_register_promote_load_identical_scores(tmp_root):
     assert p2.promoted == better and p2.version == r2["model_version"]
     assert str(registry.version_by_alias(r["model_name"], "production").version) == (
         r2["model_version"] if better else r["model_version"])
+
+
+CHILD = """
+import sys
+from training.data.synthetic_metrics import make_machine
+from training.lstm_ed.pipeline import TrainConfig, promote_machine, train_machine
+m = make_machine(int(sys.argv[1]), n_train=600, n_test=300, n_anomalies=1, period=200)
+train_machine(sys.argv[2], m.train, m.test, m.test_labels, m.segments,
+              config=TrainConfig(hidden=4, max_epochs=1, train_step=20, threads=1))
+print(promote_machine(sys.argv[2]).promoted)
+"""
+
+
+def test_concurrent_writers_do_not_hit_database_locked(tmp_root):
+    """Three processes train, log, register and promote at once against one SQLite store."""
+    import os
+    import subprocess
+    import sys
+
+    from serving.settings import REPO_ROOT
+    from training import registry
+
+    procs = [subprocess.Popen([sys.executable, "-c", CHILD, str(20 + i), f"machine-7-{i}"], cwd=REPO_ROOT,
+                              env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in range(3)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 0 and "locked" not in err.lower(), err[-2000:]
+        assert out.strip().endswith("True")
+    for i in range(3):
+        assert registry.version_by_alias(registry.registry_name("lstm_ed", f"machine-7-{i}"), "production")
