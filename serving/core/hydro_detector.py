@@ -13,6 +13,11 @@ Per point (``update``):
    - *stuck sensor*: a run of ``stuck_run`` or more identical values (|change| <= ``stuck_eps``) is flagged
      from its ``stuck_run``-th point on; ``stuck_run`` is twice the 99.5th percentile of flat-run lengths in
      the history (at least 6), so a sensor that normally repeats values does not trip it;
+   - *excursion*: a value further than ``excursion_sigmas`` robust sigmas (MAD) and more than
+     ``change_threshold`` from the median of the last ``baseline_points`` unflagged values is flagged; the
+     baseline freezes while flagged, so a long block (ice backwater, a sensor out of the water) stays flagged
+     until the value returns. A new level is accepted after ``max_excursion`` flagged points once the
+     volatile-block rule is off (a real step change, e.g. a recalibration, is flagged for a day at most);
    - *hold*: a flagged value is replaced by its forecast in the model state for up to ``hold`` consecutive
      points, so a multi-point spike is still judged against the level before it; after that the new level is
      accepted (a real step change stops being flagged).
@@ -51,6 +56,9 @@ class HydroDetector:
     density_off: float = 0.2
     stuck_run: int | None = 12
     stuck_eps: float = 0.0
+    baseline_points: int = 192
+    excursion_sigmas: float = 6.0
+    max_excursion: int = 96
     max_gap_ms: int | None = None
     use_markov: bool = True
     use_rules: bool = True
@@ -102,6 +110,9 @@ class HydroDetector:
             "cand_bits": 0,
             "in_block": False,
             "flat_run": 0,
+            "base": tuple(float(v) for v in tail[-self.baseline_points :]),
+            "recent": tuple(float(v) for v in tail[-8:]),
+            "exc_len": 0,
         }
 
     def _forecast(self, state) -> tuple[float, float, float]:
@@ -142,8 +153,16 @@ class HydroDetector:
             in_block = share >= self.density_on or (s["in_block"] and share > self.density_off)
             flat = s["flat_run"] + 1 if abs(value - s["last_raw"]) <= self.stuck_eps else 0
             stuck = self.stuck_run is not None and flat + 1 >= self.stuck_run
-            s.update(cand_bits=bits, in_block=in_block, flat_run=flat)
-            flagged = verified or in_block or stuck
+            excursion = self._excursion(s, value)
+            exc_len = s["exc_len"] + 1 if excursion else 0
+            recent = (s["recent"] + (value,))[-8:]
+            base = s["base"]
+            if excursion and exc_len > self.max_excursion and not in_block:
+                base, excursion, exc_len = recent, False, 0  # accept the new level
+            flagged = verified or in_block or stuck or excursion
+            if not flagged:
+                base = (base + (value,))[-self.baseline_points :]
+            s.update(cand_bits=bits, in_block=in_block, flat_run=flat, exc_len=exc_len, recent=recent, base=base)
         s["last_raw"] = value
         s["streak"] = s["streak"] + 1 if flagged else 0
         use = f if (flagged and s["streak"] <= self.hold) else value
@@ -155,12 +174,25 @@ class HydroDetector:
                    anomalous=bool(flagged))
         return s, out
 
+    def _excursion(self, s: dict, value: float) -> bool:
+        base = s["base"]
+        if len(base) < max(8, self.baseline_points // 4):
+            return False
+        ordered = sorted(base)
+        med = ordered[len(ordered) // 2]
+        dev = abs(value - med)
+        if dev <= self.change_threshold:
+            return False
+        mad = sorted(abs(v - med) for v in base)[len(base) // 2] * 1.4826
+        return dev > self.excursion_sigmas * mad
+
     def _restart(self, s: dict, value: float) -> dict:
         if value is None or not math.isfinite(value):
             return s
         need = self._inc.n_levels + 1
         s = dict(s, arima=(tuple([float(value)] * need)[-max(self._inc.n_levels, 1):], (0.0,) * self._inc.q),
-                 ref=float(value), last_raw=float(value), streak=0, cand_bits=0, in_block=False, flat_run=0)
+                 ref=float(value), last_raw=float(value), streak=0, cand_bits=0, in_block=False, flat_run=0,
+                 recent=(float(value),), exc_len=0)
         if self.mode == "refit":
             s["window"] = (float(value),)
         return s
