@@ -127,8 +127,14 @@ class HydroDetector:
 
     def update(self, state: dict, ts_ms: int, value: float) -> tuple[dict, dict]:
         s = dict(state)
-        if s["last_ts"] is not None and self.max_gap_ms and ts_ms - s["last_ts"] > self.max_gap_ms:
+        if (s["last_ts"] is not None and self.max_gap_ms and ts_ms - s["last_ts"] > self.max_gap_ms
+                and value is not None and math.isfinite(value)):
+            # after a long gap the first value starts a new recursion; it is not judged
             s = self._restart(s, value)
+            s["last_ts"] = ts_ms
+            lo, hi = self._inc.interval(value)
+            return s, {"forecast": value, "lower": lo, "upper": hi, "candidate": False, "verified": False,
+                       "anomaly_probability": math.nan, "anomalous": False}
         f, lo, hi = self._forecast(s)
         out = {"forecast": f, "lower": lo, "upper": hi, "candidate": False, "verified": False,
                "anomaly_probability": math.nan, "anomalous": False}
@@ -187,8 +193,6 @@ class HydroDetector:
         return dev > self.excursion_sigmas * mad
 
     def _restart(self, s: dict, value: float) -> dict:
-        if value is None or not math.isfinite(value):
-            return s
         need = self._inc.n_levels + 1
         s = dict(s, arima=(tuple([float(value)] * need)[-max(self._inc.n_levels, 1):], (0.0,) * self._inc.q),
                  ref=float(value), last_raw=float(value), streak=0, cand_bits=0, in_block=False, flat_run=0,
@@ -213,12 +217,13 @@ class HydroDetector:
 
 
 def stuck_run_length(values: np.ndarray, eps: float = 0.0, floor: int = 6) -> int:
-    """Twice the 99.5th percentile of flat-run lengths in history (at least ``floor``)."""
+    """Twice the 99.5th percentile of flat-run lengths in history (at least ``floor``; ``floor`` when the
+    history has fewer than 20 flat runs)."""
     x = np.asarray(values, dtype=float)
     x = x[np.isfinite(x)]
     flat = np.abs(np.diff(x)) <= eps
     lengths = [e - s + 1 for s, e in _run_bounds(flat)]
-    if not lengths:
+    if len(lengths) < 20:  # too few natural flat runs to estimate from (and those may be stuck periods)
         return floor
     return int(max(floor, math.ceil(2 * np.percentile(lengths, 99.5))))
 
