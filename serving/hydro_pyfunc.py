@@ -1,0 +1,34 @@
+"""Thin MLflow pyfunc around HydroDetector: a DataFrame (ts, value) of one series in, per-point rows out."""
+
+from __future__ import annotations
+
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+
+from serving.core.hydro_detector import HydroDetector
+
+OUTPUT_COLUMNS = ["ts", "value", "forecast", "lower", "upper", "candidate", "anomaly_probability", "anomalous"]
+
+
+class HydroPyfunc(mlflow.pyfunc.PythonModel):
+    def __init__(self, detector: HydroDetector):
+        self.detector = detector
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+        df = pd.DataFrame(model_input)
+        if "value" not in df.columns:
+            raise ValueError(f"input needs a 'value' column (and 'ts' in epoch ms); got {list(df.columns)}")
+        values = df["value"].to_numpy(dtype=np.float64)
+        ts = df["ts"].to_numpy(dtype=np.int64) if "ts" in df.columns else np.arange(len(df), dtype=np.int64)
+        out = self.detector.score_series(values, ts)
+        return pd.DataFrame({
+            "ts": ts,
+            "value": values,
+            "forecast": out["forecast"],
+            "lower": out["lower"],
+            "upper": out["upper"],
+            "candidate": out["candidate"].astype(bool),
+            "anomaly_probability": out["anomaly_probability"],
+            "anomalous": out["anomalous"].astype(bool),
+        }, columns=OUTPUT_COLUMNS)

@@ -1,0 +1,56 @@
+"""Hydro MLflow path: one run per sensor fit, registered pyfunc, challenger -> production, round trip."""
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+from training import registry
+from training.data.synthetic_hydro import generate
+from training.hydro import pipeline
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    df = generate(2400, seed=11, n_each=1, train_fraction=0.5)
+    hist, ev = df.iloc[:1200], df.iloc[1200:]
+    r1 = pipeline.fit_sensor("SynthReg/stage", hist[["ts", "value"]], ev[["ts", "value", "label"]])
+    p1 = pipeline.promote_sensor("SynthReg/stage")
+    return df, hist, ev, r1, p1
+
+
+def test_run_logs_params_metrics_artifacts(fitted):
+    _, _, _, r1, p1 = fitted
+    assert r1["model_name"] == "hydro-SynthReg-stage"
+    run = mlflow.MlflowClient().get_run(r1["run_id"])
+    assert {"order", "k", "window"} <= set(run.data.params)
+    assert {"aic", "inertia", "silhouette", "val_mae", "state_count_0", "eval_full_f1"} <= set(run.data.metrics)
+    arts = {a.path for a in mlflow.MlflowClient().list_artifacts(r1["run_id"])}
+    assert {"transition_matrix.csv", "transition_heatmap.png", "fitted_series.png"} <= arts
+    table = pd.read_csv(mlflow.artifacts.download_artifacts(run_id=r1["run_id"], artifact_path="transition_matrix.csv"))
+    assert list(table.columns) == ["from_state", "to_state", "count", "probability"]
+    assert p1.promoted and p1.reason == "no production version yet"
+
+
+def test_pyfunc_round_trip_through_registry(fitted):
+    _, _, ev, r1, _ = fitted
+    model = mlflow.pyfunc.load_model("models:/hydro-SynthReg-stage@production")
+    got = model.predict(ev[["ts", "value"]].reset_index(drop=True))
+    want = r1["detector"].score_series(ev["value"].to_numpy(), ev["ts"].to_numpy())
+    np.testing.assert_array_equal(got["anomalous"].to_numpy(), want["anomalous"])
+    np.testing.assert_allclose(got["forecast"].to_numpy(), want["forecast"])
+    assert model.metadata.signature is not None
+    det = model.unwrap_python_model().detector
+    assert det.arima.order == r1["detector"].arima.order
+
+
+def test_second_refit_becomes_challenger_and_promotion_follows_val_mae(fitted):
+    df, hist, _, r1, _ = fitted
+    r2 = pipeline.fit_sensor("SynthReg/stage", df.iloc[:1500][["ts", "value"]], refit_order=False)
+    assert r2["detector"].arima.order == r1["detector"].arima.order  # order reused from production
+    assert str(registry.version_by_alias("hydro-SynthReg-stage", "challenger").version) == r2["model_version"]
+    p2 = pipeline.promote_sensor("SynthReg/stage")
+    better = r2["metrics"]["val_mae"] <= r1["metrics"]["val_mae"]
+    assert p2.promoted == better
+    prod = str(registry.version_by_alias("hydro-SynthReg-stage", "production").version)
+    assert prod == (r2["model_version"] if better else r1["model_version"])
