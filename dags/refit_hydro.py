@@ -1,0 +1,60 @@
+"""Refit the hydro detectors (ARIMA + KMeans++ states + Markov matrix) per sensor and promote on validation.
+
+Schedule: cron from ``SG_HYDRO_REFIT_CRON`` (default ``@daily``). Each run refits the KMeans++ states, the
+transition matrix and the ARIMA parameters; the ARIMA order is re-selected (AIC grid, d by ADF) only every
+``order_every_days`` days or when ``reselect_order`` is set, otherwise the production model's order is kept.
+Data: the cleaned series (``training.data.cleaned``) when present, else the Logan River-layout folder
+``hydro_dir``; the last ``history_days`` days are used. One mapped task per sensor (retries), then promotion
+(label-free ``val_mae``) and the ``HYDRO_MODELS`` Asset, which triggers the scoring redeploy.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+from airflow.sdk import Param, dag, get_current_context, task
+
+from dags.assets import HYDRO_MODELS
+
+
+@dag(
+    dag_id="refit_hydro",
+    schedule=os.environ.get("SG_HYDRO_REFIT_CRON", "@daily"),
+    catchup=False,
+    tags=["streamguard", "hydro", "training"],
+    params={
+        "sensors": Param([], type="array", description="series ids like MainStreet/stage; empty = all found"),
+        "variables": Param(["stage"], type="array", description="variables to refit when sensors is empty"),
+        "hydro_dir": Param("", type="string", description="Logan River-layout folder; empty = SG_DATA_DIR/hydro"),
+        "history_days": Param(60, type="number", minimum=1, description="days of history per refit"),
+        "order_every_days": Param(7, type="integer", minimum=1, description="ARIMA order re-selection period"),
+        "reselect_order": Param(False, type="boolean", description="force ARIMA order re-selection"),
+        "window": Param(30, type="integer", minimum=5, description="sliding window (refit mode)"),
+    },
+    doc_md=__doc__,
+)
+def refit_hydro():
+    @task
+    def find_sensors() -> list[str]:
+        from training.hydro.dag_tasks import sensors_to_refit
+
+        return sensors_to_refit(get_current_context()["params"])
+
+    @task(retries=2, retry_delay=timedelta(seconds=15), max_active_tis_per_dag=max(1, os.cpu_count() or 1))
+    def refit(sensor: str) -> dict:
+        from training.hydro.dag_tasks import refit_one
+
+        ctx = get_current_context()
+        return refit_one(sensor, ctx["params"], ctx["logical_date"])
+
+    @task(outlets=[HYDRO_MODELS])
+    def promote(results) -> list[dict]:
+        from training.hydro.dag_tasks import promote_all
+
+        return promote_all(list(results))
+
+    promote(refit.expand(sensor=find_sensors()))
+
+
+refit_hydro()

@@ -1,0 +1,53 @@
+"""Task bodies of the ``refit_hydro`` DAG (kept here so the DAG file only wires tasks)."""
+
+from __future__ import annotations
+
+
+def sensors_to_refit(params: dict) -> list[str]:
+    if params.get("sensors"):
+        return list(params["sensors"])
+    variables = tuple(params.get("variables") or ("stage",))
+    try:
+        from training.data.cleaned import list_series
+
+        found = [s for s in list_series("hydro") if s.split("/", 1)[-1] in variables]
+        if found:
+            return found
+    except (FileNotFoundError, ImportError):
+        pass
+    from serving.settings import get_settings
+    from training.data import hydro
+
+    return hydro.series_ids(params.get("hydro_dir") or get_settings().hydro_dir, variables)
+
+
+def reselect_order(params: dict, logical_date) -> bool:
+    """ARIMA order re-selection runs every ``order_every_days`` (by the run's logical date) or on request."""
+    every = max(1, int(params.get("order_every_days", 7)))
+    return bool(params.get("reselect_order")) or logical_date.toordinal() % every == 0
+
+
+def refit_one(sensor: str, params: dict, logical_date) -> dict:
+    from training.hydro.pipeline import fit_sensor, load_history
+
+    df = load_history(sensor, params.get("hydro_dir") or None).sort_values("ts")
+    days = float(params.get("history_days", 60))
+    df = df[df["ts"] >= df["ts"].max() - int(days * 86_400_000)]
+    r = fit_sensor(sensor, df[["ts", "value"]], refit_order=reselect_order(params, logical_date),
+                   window=int(params.get("window", 30)), trigger="refit_hydro")
+    d = r["detector"]
+    return {"sensor": sensor, "model_name": r["model_name"], "model_version": r["model_version"],
+            "order": list(d.arima.order), "k": len(d.centroids), "val_mae": r["metrics"].get("val_mae")}
+
+
+def promote_all(results: list[dict]) -> list[dict]:
+    from training.hydro.pipeline import promote_sensor
+
+    out = []
+    for r in results:
+        p = promote_sensor(r["sensor"])
+        out.append({**r, "promoted": p.promoted, "production_version": p.version if p.promoted else p.previous,
+                    "reason": p.reason})
+        print(f"{r['sensor']}: v{r['model_version']} order={r['order']} k={r['k']} -> "
+              f"{'promoted' if p.promoted else 'kept'} ({p.reason})")
+    return out
