@@ -124,7 +124,7 @@ def main(argv=None) -> None:
     p.add_argument("--machines", nargs="*", help="machine ids (default: every machine in the folder)")
     p.add_argument("--max-epochs", type=int, default=15, help="max epochs (early stopping, patience 5)")
     p.add_argument("--hidden", type=int, default=200, help="LSTM hidden units (paper: 200)")
-    p.add_argument("--batch-size", type=int, default=32, help="batch size (paper: 5)")
+    p.add_argument("--batch-size", type=int, default=5, help="batch size (paper: 5; measured no slower than 32 on CPU, lower val loss)")
     p.add_argument("--train-step", type=int, default=20, help="stride of training/validation windows")
     p.add_argument("--mode", default="auto", choices=["auto", "free", "teacher"], help="decoder inference mode")
     p.add_argument("--adapt-windows", type=int, default=16, help="recent-behaviour normalisation (0: off)")

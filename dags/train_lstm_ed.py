@@ -35,7 +35,7 @@ CORES = max(1, os.cpu_count() or 1)
         "machines": Param([], type="array", description="machine ids; empty = all cleaned (or all in smd_dir)"),
         "max_epochs": Param(3, type="integer", minimum=1, description="max epochs (early stopping, patience 5)"),
         "hidden": Param(64, type="integer", minimum=1, description="LSTM hidden units (paper: 200)"),
-        "batch_size": Param(32, type="integer", minimum=1, description="training batch size (paper: 5)"),
+        "batch_size": Param(5, type="integer", minimum=1, description="training batch size (paper: 5)"),
         "smd_dir": Param("", type="string", description="SMD-layout folder; empty = SG_DATA_DIR/smd"),
     },
     doc_md=__doc__,

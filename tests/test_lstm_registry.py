@@ -9,7 +9,7 @@ import pandas as pd
 from training.data.synthetic_metrics import make_machine
 from training.lstm_ed.pipeline import PROMOTION_METRIC, TrainConfig, promote_machine, train_machine
 
-TINY = TrainConfig(hidden=16, max_epochs=2, train_step=20, patience=2, threads=1)
+TINY = TrainConfig(hidden=16, max_epochs=2, batch_size=32, train_step=20, patience=2, threads=1)
 
 
 def test_register_promote_load_identical_scores(tmp_root):
@@ -45,7 +45,7 @@ def test_register_promote_load_identical_scores(tmp_root):
     np.testing.assert_allclose(out["max_score"].to_numpy(), mem["max_score"])
 
     # a second version with a worse validation metric does not take production
-    r2 = train_machine("machine-9-7", m.train, config=TrainConfig(hidden=4, max_epochs=1, train_step=20, threads=1))
+    r2 = train_machine("machine-9-7", m.train, config=TrainConfig(hidden=4, max_epochs=1, batch_size=32, train_step=20, threads=1))
     p2 = promote_machine("machine-9-7")
     better = r2["metrics"][PROMOTION_METRIC] >= r["metrics"][PROMOTION_METRIC]
     assert p2.promoted == better and p2.version == r2["model_version"]
@@ -59,7 +59,7 @@ from training.data.synthetic_metrics import make_machine
 from training.lstm_ed.pipeline import TrainConfig, promote_machine, train_machine
 m = make_machine(int(sys.argv[1]), n_train=600, n_test=300, n_anomalies=1, period=200)
 train_machine(sys.argv[2], m.train, m.test, m.test_labels, m.segments,
-              config=TrainConfig(hidden=4, max_epochs=1, train_step=20, threads=1))
+              config=TrainConfig(hidden=4, max_epochs=1, batch_size=32, train_step=20, threads=1))
 print(promote_machine(sys.argv[2]).promoted)
 """
 

@@ -28,7 +28,7 @@ PROMOTION_METRIC = "val_probe_auc"  # validation only: see probe_auc
 class TrainConfig:
     hidden: int = 200
     max_epochs: int = 50
-    batch_size: int = 32
+    batch_size: int = 5  # paper; measured: same CPU time per epoch as 32 and lower validation loss
     lr: float = 1e-3
     patience: int = 5
     length: int = 100
