@@ -155,11 +155,13 @@ def perturb(lines: Iterable[Line], jitter_ms: int = 0, duplicates: float = 0.0, 
 # ---- writing -------------------------------------------------------------------------------------------
 def write_landing(lines: Iterable[Line], landing_dir: str | Path, *, rate: float = 0.0, rows_per_file: int = 500,
                   prefix: str = "replay", total: int | None = None, progress: bool = True,
-                  roll_ms: int | None = None) -> ReplayReport:
+                  roll_ms: int | None = None, min_gap_ms: int = 0) -> ReplayReport:
     """Write ``lines`` into ``landing_dir`` as rolled files; ``rate`` rows/s (0 = as fast as possible).
 
     A file is closed after ``rows_per_file`` rows, or after ``roll_ms`` of wall time when given (so a slow
-    stream is not held back). Returns when the last file is published.
+    stream is not held back). Two files are published at least ``min_gap_ms`` apart: set it above the
+    job's discovery interval, so that files are read in the order they were written. Returns when the
+    last file is published.
     """
     from tqdm import tqdm
 
@@ -170,11 +172,15 @@ def write_landing(lines: Iterable[Line], landing_dir: str | Path, *, rate: float
     buf: list[Line] = []
     opened = time.perf_counter()
     seq = 0
+    last_publish = 0.0
 
     def publish():
-        nonlocal buf, seq, opened
+        nonlocal buf, seq, opened, last_publish
         if not buf:
             return
+        gap = last_publish + min_gap_ms / 1000 - time.perf_counter()
+        if gap > 0:
+            time.sleep(gap)
         name = f"{prefix}-{os.getpid()}-{seq:07d}.csv"
         tmp = landing / f".{name}.tmp"
         tmp.write_text("".join(line.text + "\n" for line in buf))
@@ -184,7 +190,7 @@ def write_landing(lines: Iterable[Line], landing_dir: str | Path, *, rate: float
                              "first_ts": min(stamps), "last_ts": max(stamps)})
         seq += 1
         buf = []
-        opened = time.perf_counter()
+        opened = last_publish = time.perf_counter()
 
     bar = tqdm(total=total, unit="rows", desc=f"replay -> {landing.name}", disable=not progress, mininterval=0.5)
     for line in lines:
@@ -235,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate", type=float, default=0.0, help="rows per second over all series; 0 = as fast as possible")
     p.add_argument("--rows-per-file", type=int, default=500, help="lines per landing file")
     p.add_argument("--roll-ms", type=int, default=None, help="also close a file after this much wall time")
+    p.add_argument("--min-gap-ms", type=int, default=0,
+                   help="publish files at least this far apart (set above the job's discovery interval)")
     p.add_argument("--jitter-ms", type=int, default=0, help="shuffle rows within this event-time bound")
     p.add_argument("--duplicates", type=float, default=0.0, help="share of rows written twice")
     p.add_argument("--seed", type=int, default=0)
@@ -266,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.jitter_ms or args.duplicates:
         lines = perturb(lines, args.jitter_ms, args.duplicates, args.seed)
     rep = write_landing(lines, landing, rate=args.rate, rows_per_file=args.rows_per_file, total=total,
-                        progress=not args.no_progress, roll_ms=args.roll_ms)
+                        progress=not args.no_progress, roll_ms=args.roll_ms, min_gap_ms=args.min_gap_ms)
     print(f"replayed {rep.rows} rows in {len(rep.files)} files to {landing} in {rep.seconds:.1f}s "
           f"({rep.rows / max(rep.seconds, 1e-9):.0f} rows/s)")
     return 0

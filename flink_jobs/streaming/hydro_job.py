@@ -50,7 +50,7 @@ class OrderAndScore(KeyedProcessFunction):
     def open(self, runtime_context):
         self.state = runtime_context.get_state(ValueStateDescriptor("sensor", PICKLED))
         self.counters = Counters(runtime_context)
-        self.models = model_cache(self.cfg, self.counters)
+        self.models = model_cache(self.cfg, self.counters, runtime_context, "order-score")
 
     def process_element(self, row, ctx):
         st = self.state.value()

@@ -91,7 +91,7 @@ class OrderAndWindow(KeyedProcessFunction):
     def open(self, runtime_context):
         self.state = runtime_context.get_state(ValueStateDescriptor("series", Types.PICKLED_BYTE_ARRAY()))
         self.counters = Counters(runtime_context)
-        self.models = model_cache(self.cfg, self.counters)
+        self.models = model_cache(self.cfg, self.counters, runtime_context, "order-window")
 
     def process_element(self, row, ctx):
         st = self.state.value()
@@ -138,7 +138,18 @@ class OrderAndWindow(KeyedProcessFunction):
             yield window_record(key, w)
 
 
-def model_cache(cfg: StreamConfig, counters: Counters) -> ModelCache:
-    return ModelCache(cfg.family, cfg.tracking_uri, cfg.registry_uri, cfg.alias, cfg.model_cache_dir,
-                      cfg.model_refresh_s, cfg.missing_model_retry_s,
-                      on_event=lambda kind, msg: counters.inc(kind))
+def model_cache(cfg: StreamConfig, counters: Counters, runtime_context=None, operator: str = "") -> ModelCache:
+    """The operator's model cache; with a series allow-list the models are loaded now (in ``open``) and a
+    marker ``<out_dir>/.ready/<operator>-<subtask>`` says this operator is warm (the demo waits for it)."""
+    cache = ModelCache(cfg.family, cfg.tracking_uri, cfg.registry_uri, cfg.alias, cfg.model_cache_dir,
+                       cfg.model_refresh_s, cfg.missing_model_retry_s,
+                       on_event=lambda kind, msg: counters.inc(kind))
+    for series_id in cfg.series:
+        cache.get(series_id)
+    if runtime_context is not None and cfg.out_dir:
+        from pathlib import Path
+
+        ready = Path(cfg.out_dir) / ".ready"
+        ready.mkdir(parents=True, exist_ok=True)
+        (ready / f"{operator}-{runtime_context.get_index_of_this_subtask()}").touch()
+    return cache
