@@ -1,0 +1,288 @@
+"""Streaming bench: in-process scoring in Flink vs the ceiling of the core vs the paper's REST-per-window design.
+
+    python -m bench.stream_bench [--machines 4 --rows 9000 --hidden 200]
+
+(a) ceiling: ``detector.score_windows`` alone on batches (and one window at a time), windows/s;
+(b) the LSTM job end to end on the embedded mini-cluster, bounded input of one file per machine:
+    windows/s and rows/s between the first and the last scored window; then the continuous job fed at
+    50 % of that row rate in rolled files: event-to-alert latency (file published -> window scored)
+    p50/p99, and the job's own latency (line parsed -> window scored);
+(c) Ha et al.'s design: the same job, each window POSTed to ``mlflow models serve`` of the same model,
+    plus the REST round trip alone.
+Everything runs in a temporary MLflow store; the model is trained for one epoch (inference cost
+depends on its size, not on its quality). Writes bench/results/stream_bench.md and .json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _isolate(tmp: Path) -> None:
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp / 'mlflow.db'}"
+    os.environ.pop("MLFLOW_REGISTRY_URI", None)
+    os.environ["SG_ARTIFACT_ROOT"] = str(tmp / "mlruns")
+    os.environ["SG_WORK_DIR"] = str(tmp / "work")
+
+
+def _model(args, names):
+    import mlflow
+    import numpy as np
+    from mlflow import MlflowClient
+
+    from serving.settings import get_settings
+    from training.lstm_ed.pipeline import TrainConfig, promote_machine, train_machine
+
+    train = np.loadtxt(get_settings().smd_dir / "train" / f"{args.machine}.txt", delimiter=",", dtype=np.float32)
+    cfg = TrainConfig(hidden=args.hidden, max_epochs=1, train_step=20, threads=os.cpu_count())
+    res = train_machine(names[0], train[:3000], config=cfg)
+    promote_machine(names[0])
+    client = MlflowClient()
+    for name in names[1:]:  # the same model under every series' registry name
+        v = mlflow.register_model(res["model_uri"], f"lstm_ed-{name}")
+        client.set_registered_model_alias(f"lstm_ed-{name}", "production", v.version)
+    return res
+
+
+def ceiling(det, seconds: float = 3.0) -> dict:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    out = {}
+    for batch in (1, 64):
+        w = rng.random((batch, det.length, det.n_channels), dtype=np.float32)
+        det.score_windows(w)
+        n, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            det.score_windows(w)
+            n += batch
+        out[batch] = n / (time.perf_counter() - t0)
+    return out
+
+
+def _lines(args, names, start, rows):
+    from flink_jobs import replay
+    from serving.settings import get_settings
+
+    smd = get_settings().smd_dir
+    for name in names:
+        for x in replay.smd_lines(smd, args.machine, start, rows):
+            yield name, replay.Line(x.ts, name, x.text.replace(args.machine, name, 1))
+
+
+def throughput_run(args, names, root: Path, batch_size: int, rest_url: str = "", rows: int | None = None) -> dict:
+    from flink_jobs import replay
+    from flink_jobs.env import stream_env
+    from flink_jobs.streaming import lstm_job
+    from flink_jobs.streaming.config import from_env
+    from flink_jobs.streaming.sinks import read_records
+
+    rows = rows or args.rows
+    land = root / "landing"
+    by_name: dict[str, list] = {}
+    for name, line in _lines(args, names, 0, rows):
+        by_name.setdefault(name, []).append(line)
+    for name, lines in by_name.items():  # one file per series: read in order
+        replay.write_landing(lines, land, rows_per_file=len(lines), prefix=name, progress=False)
+    cfg = from_env("lstm_ed", landing_dir=str(land), out_dir=str(root / "out"), bounded=True, every_window=True,
+                   series=tuple(names), batch_size=batch_size, max_wait_ms=20, rest_url=rest_url)
+    env = stream_env()
+    lstm_job.build(env, cfg=cfg)
+    t0 = time.perf_counter()
+    env.execute("bench-throughput")
+    wall = time.perf_counter() - t0
+    scores = read_records(cfg.scores_dir)
+    # from the first window's newest row being parsed to the last window scored (job start-up excluded)
+    start = min(s["emitted_at"] - s["latency_ms"] for s in scores)
+    span = (max(s["emitted_at"] for s in scores) - start) / 1000
+    return {"windows": len(scores), "rows": rows * len(names), "span_s": span, "job_wall_s": wall,
+            "windows_per_s": len(scores) / span, "rows_per_s": rows * len(names) / span,
+            "dead_letters": len(read_records(cfg.dead_dir))}
+
+
+def latency_run(args, names, root: Path, rows_per_s: float) -> dict:
+    import numpy as np
+
+    from flink_jobs import replay
+    from flink_jobs.env import stream_env
+    from flink_jobs.streaming import lstm_job
+    from flink_jobs.streaming.config import from_env
+    from flink_jobs.streaming.sinks import read_records
+
+    cfg = from_env("lstm_ed", landing_dir=str(root / "landing"), out_dir=str(root / "out"), every_window=True,
+                   series=tuple(names), discovery_interval_ms=args.discovery_ms, checkpoint_interval_ms=1000)
+    env = stream_env()
+    lstm_job.build(env, cfg=cfg)
+    client = env.execute_async("bench-latency")
+    try:
+        warm = 200  # rows per series: loads the models and scores a first window before timing starts
+        replay.write_landing(replay.merge([iter([x for n, x in _lines(args, [nm], 0, warm)]) for nm in names]),
+                             cfg.landing_dir, rows_per_file=warm * len(names), prefix="warm", progress=False)
+        deadline = time.monotonic() + 300
+        while len(read_records(cfg.scores_dir)) < len(names) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        n_rows = int(rows_per_s * args.latency_seconds / len(names))
+        lines = replay.merge([iter([x for n, x in _lines(args, [nm], warm, n_rows)]) for nm in names])
+        per_file = max(1, int(rows_per_s * args.file_ms / 1000))
+        rep = replay.write_landing(lines, cfg.landing_dir, rate=rows_per_s, rows_per_file=per_file,
+                                   min_gap_ms=args.file_ms, prefix="live", total=n_rows * len(names))
+        time.sleep(3 + cfg.checkpoint_interval_ms / 1000)
+        scores = [s for s in read_records(cfg.scores_dir) if s["row_index"] >= warm]
+        dead = read_records(cfg.dead_dir)
+    finally:
+        client.cancel().result()
+    e2e = []
+    for s in scores:
+        pub = rep.publish_time(s["window_end"])
+        if pub is not None:
+            e2e.append(s["emitted_at"] - pub)
+    inner = [s["latency_ms"] for s in scores]
+    pct = lambda xs, q: float(np.percentile(xs, q)) if xs else None  # noqa: E731
+    return {"rate_rows_per_s": rows_per_s, "windows": len(scores), "dead_letters": len(dead),
+            "rows_per_file": per_file, "discovery_interval_ms": args.discovery_ms,
+            "event_to_alert_ms_p50": pct(e2e, 50), "event_to_alert_ms_p99": pct(e2e, 99),
+            "in_job_ms_p50": pct(inner, 50), "in_job_ms_p99": pct(inner, 99)}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rest_server(name: str):
+    port = _free_port()
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("mlflow")), "models", "serve", "-m",
+                             f"models:/lstm_ed-{name}@production", "-p", str(port), "-h", "127.0.0.1",
+                             "--env-manager", "local", "-w", "1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            # mlflow starts `uvicorn` by name: the venv's bin must be on PATH
+                            env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"})
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            urllib.request.urlopen(url + "/ping", timeout=2)
+            return proc, url + "/invocations"
+        except OSError:
+            time.sleep(1)
+    proc.kill()
+    raise RuntimeError("mlflow models serve did not come up")
+
+
+def rest_alone(url: str, det, seconds: float = 5.0) -> float:
+    import numpy as np
+
+    from flink_jobs.streaming.scoring import score_rest
+
+    w = np.random.default_rng(0).random((det.length, det.n_channels), dtype=np.float32)
+    item = ("x", 0, np.arange(det.length), w, 0)
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        score_rest(url, [item], det)
+        n += 1
+    return n / (time.perf_counter() - t0)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.stream_bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("--machine", default="machine-1-2", help="SMD machine whose train/test rows are used")
+    p.add_argument("--machines", type=int, default=4, help="series streamed at once (same model, own names)")
+    p.add_argument("--rows", type=int, default=9000, help="test rows per series for the throughput runs")
+    p.add_argument("--rest-rows", type=int, default=2000, help="rows per series for the REST job")
+    p.add_argument("--hidden", type=int, default=200, help="LSTM hidden units (paper: 200)")
+    p.add_argument("--latency-seconds", type=float, default=30.0)
+    p.add_argument("--file-ms", type=int, default=100, help="one landing file per this many ms in the latency run")
+    p.add_argument("--discovery-ms", type=int, default=25, help="file source discovery interval, latency run")
+    args = p.parse_args(argv)
+    tmp = Path(tempfile.mkdtemp(prefix="stream-bench-"))
+    _isolate(tmp)
+    names = [f"bench-m{i + 1}" for i in range(args.machines)]
+    t_start = time.time()
+    print("training and registering the model ...", flush=True)
+    res = _model(args, names)
+    det = res["detector"]
+    print("(a) ceiling ...", flush=True)
+    ceil = ceiling(det)
+    print(f"    {ceil}", flush=True)
+    print("(b) job end to end ...", flush=True)
+    b1 = throughput_run(args, names, tmp / "b1", batch_size=1)
+    print(f"    batch 1: {b1}", flush=True)
+    b16 = throughput_run(args, names, tmp / "b16", batch_size=16)
+    print(f"    batch 16: {b16}", flush=True)
+    best = max((b1, b16), key=lambda r: r["rows_per_s"])
+    lat = latency_run(args, names, tmp / "lat", 0.5 * best["rows_per_s"])
+    print(f"    latency at half load: {lat}", flush=True)
+    print("(c) REST per window ...", flush=True)
+    proc, url = rest_server(names[0])
+    try:
+        alone = rest_alone(url, det)
+        c = throughput_run(args, names, tmp / "c", batch_size=1, rest_url=url, rows=args.rest_rows)
+    finally:
+        proc.terminate()
+    print(f"    {c}; REST alone {alone:.1f} windows/s", flush=True)
+    cores = os.cpu_count()
+    machines_per_core = best["rows_per_s"] * 60 / cores
+    res_json = {
+        "settings": {**vars(args), "model_hidden": det.model_config.get("hidden"), "window": [det.length, det.step],
+                     "channels": det.n_channels, "cpu_count": cores, "flink_parallelism": os.environ.get(
+                         "SG_FLINK_PARALLELISM", "2"), "seconds": round(time.time() - t_start, 1)},
+        "a_ceiling_windows_per_s": {"batch_1": ceil[1], "batch_64": ceil[64]},
+        "b_job_batch_1": b1, "b_job_batch_16": b16, "b_latency_half_load": lat,
+        "c_rest_job": c, "c_rest_alone_windows_per_s": alone,
+        "ratios": {"b_over_a": best["windows_per_s"] / ceil[64], "b_over_c": best["windows_per_s"] / c["windows_per_s"]},
+        "machines_per_core_at_1_row_per_min": machines_per_core,
+    }
+    md = table(res_json)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "stream_bench.json").write_text(json.dumps(res_json, indent=2))
+    (RESULTS / "stream_bench.md").write_text(md)
+    print(md)
+    return 0
+
+
+def table(r: dict) -> str:
+    a = r["a_ceiling_windows_per_s"]
+    b1, b16, lat, c = r["b_job_batch_1"], r["b_job_batch_16"], r["b_latency_half_load"], r["c_rest_job"]
+    best = max(b1["windows_per_s"], b16["windows_per_s"])
+    f = lambda x: "n/a" if x is None else f"{x:,.1f}"  # noqa: E731
+    s = r["settings"]
+    rows = [
+        ("(a) core alone, batches of 64", f(a["batch_64"]), "", "", f"{a['batch_64'] / best:.2f}x of (b)"),
+        ("(a) core alone, one window per call", f(a["batch_1"]), "", "", ""),
+        ("(b) Flink job, in-process, batch 1", f(b1["windows_per_s"]), f(b1["rows_per_s"]), "",
+         f"{b1['windows_per_s'] / a['batch_64']:.2f} of (a)"),
+        ("(b) Flink job, in-process, batch 16", f(b16["windows_per_s"]), f(b16["rows_per_s"]), "",
+         f"{b16['windows_per_s'] / a['batch_64']:.2f} of (a)"),
+        (f"(b) at 50% load ({lat['rate_rows_per_s']:.0f} rows/s): event->alert p50 / p99", "", "",
+         f"{f(lat['event_to_alert_ms_p50'])} / {f(lat['event_to_alert_ms_p99'])}", ""),
+        ("(b) at 50% load: in-job (parsed->scored) p50 / p99", "", "",
+         f"{f(lat['in_job_ms_p50'])} / {f(lat['in_job_ms_p99'])}", ""),
+        ("(c) Flink job, REST call per window (paper)", f(c["windows_per_s"]), f(c["rows_per_s"]), "",
+         f"(b)/(c) = {best / c['windows_per_s']:.1f}x"),
+        ("(c) REST round trip alone, sequential", f(r["c_rest_alone_windows_per_s"]), "", "", ""),
+    ]
+    out = ["| measurement | windows/s | rows/s | latency ms | ratio |", "|---|---|---|---|---|"]
+    out += [f"| {' | '.join(x)} |" for x in rows]
+    out.append("")
+    out.append(f"Model: LSTM-ED hidden {s['model_hidden']}, windows {s['window'][0]}/{s['window'][1]}, "
+               f"{s['channels']} channels; {s['machines']} series x {s['rows']} rows; Flink parallelism "
+               f"{s['flink_parallelism']}; machine: {s['cpu_count']} CPU cores; bench took {s['seconds']} s.")
+    out.append(f"At SMD's one row per minute, one core serves about {r['machines_per_core_at_1_row_per_min']:,.0f} "
+               f"machines ((b) rows/s x 60 / {s['cpu_count']} cores).")
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
