@@ -29,7 +29,7 @@ test: lint
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 demo: $(STAMP)
-	$(PY) -m training.demo $(DEMO_ARGS)
+	$(PY) -m dags.demo $(DEMO_ARGS)
 
 bench-clean: $(STAMP)
 	$(PY) -m bench.clean_bench $(BENCH_ARGS)

@@ -42,10 +42,9 @@ def build(t_env, cfg: SourceConfig, raw_dir: Path, staging: Path):
         f"CREATE TEMPORARY TABLE raw_lines (line STRING) WITH ('connector' = 'filesystem', "
         f"'path' = '{_file_uri(raw_dir / 'lines')}', 'format' = 'raw', 'source.path.regex-pattern' = '.*[.](csv|txt|jsonl?)$')"
     )
-    t_env.create_temporary_view("parsed", t_env.sql_query(clean_sql.parsed_view(cfg)))
-    t_env.create_temporary_view("classified", t_env.sql_query(clean_sql.classified_view(cfg)))
-    t_env.create_temporary_view("readings", t_env.sql_query(clean_sql.readings_view(cfg)))
-    t_env.create_temporary_view("conflicts", t_env.sql_query(clean_sql.conflicts_view()))
+    for name, sql in (("parsed", clean_sql.parsed_view(cfg)), ("classified", clean_sql.classified_view(cfg)),
+                      ("readings", clean_sql.readings_view(cfg)), ("instants", clean_sql.instants_view(cfg))):
+        t_env.create_temporary_view(name, t_env.sql_query(sql))
     value_ddl = ", ".join(f"v{i} DOUBLE" for i in range(cfg.n_values))
     t_env.execute_sql(
         f"CREATE TEMPORARY TABLE cleaned_sink (ts BIGINT, {value_ddl}, gap_before BOOLEAN, series_id STRING) "
@@ -60,42 +59,25 @@ def build(t_env, cfg: SourceConfig, raw_dir: Path, staging: Path):
         f"CREATE TEMPORARY TABLE report_sink (metric STRING, n BIGINT) WITH ("
         f"'connector' = 'filesystem', 'path' = '{_file_uri(staging / 'report')}', 'format' = 'csv')"
     )
-    kept = (
-        f"SELECT r.series_id, r.ts, {', '.join('r.' + c for c in vc.split(', '))} FROM readings r "
-        f"LEFT JOIN conflicts c ON r.series_id = c.c_series AND r.ts = c.c_ts WHERE c.c_series IS NULL"
-    )
-    t_env.create_temporary_view("kept", t_env.sql_query(kept))
     gap_ms = int(cfg.interval_ms * 1.5)
-    with_gaps = (
-        f"SELECT ts, {vc}, COALESCE(ts - LAG(ts) OVER (PARTITION BY series_id ORDER BY ts) > {gap_ms}, FALSE) "
-        f"AS gap_before, series_id FROM kept"
-    )
-    t_env.create_temporary_view("with_gaps", t_env.sql_query(with_gaps))
-    conflict_rows = (
-        "SELECT k.line FROM classified k JOIN conflicts c ON k.series_id = c.c_series AND k.ts = c.c_ts "
-        "WHERE k.reason IS NULL"
-    )
     src = clean_sql._q(cfg.name)
-    rejects = (
-        f"SELECT {src}, reason, line FROM classified WHERE reason IS NOT NULL "
-        f"UNION ALL SELECT {src}, 'conflicting_duplicate', line FROM ({conflict_rows})"
-    )
-    report = " UNION ALL ".join(
-        [
-            "SELECT reason, COUNT(*) FROM classified WHERE reason IS NOT NULL GROUP BY reason",
-            "SELECT 'duplicate', CAST(COALESCE(SUM(copies - 1), 0) AS BIGINT) FROM readings r LEFT JOIN conflicts c "
-            "ON r.series_id = c.c_series AND r.ts = c.c_ts WHERE c.c_series IS NULL",
-            f"SELECT 'conflicting_duplicate', COUNT(*) FROM ({conflict_rows})",
-            "SELECT 'gaps', COUNT(*) FROM with_gaps WHERE gap_before",
-            "SELECT 'rows_out', COUNT(*) FROM with_gaps",
-            "SELECT 'series_out', COUNT(DISTINCT series_id) FROM with_gaps",
-            "SELECT 'rows_in', COUNT(*) FROM raw_lines",
-        ]
-    )
     statements = t_env.create_statement_set()
-    statements.add_insert_sql("INSERT INTO cleaned_sink SELECT * FROM with_gaps")
-    statements.add_insert_sql(f"INSERT INTO rejects_sink {rejects}")
-    statements.add_insert_sql(f"INSERT INTO report_sink {report}")
+    statements.add_insert_sql(
+        f"INSERT INTO cleaned_sink SELECT ts, {vc}, COALESCE(ts - LAG(ts) OVER (PARTITION BY series_id ORDER BY ts) "
+        f"> {gap_ms}, FALSE), series_id FROM instants WHERE readings = 1"
+    )
+    statements.add_insert_sql(
+        f"INSERT INTO rejects_sink SELECT {src}, reason, line FROM classified WHERE reason IS NOT NULL "
+        f"UNION ALL SELECT {src}, 'conflicting_duplicate', l FROM instants "
+        f"CROSS JOIN UNNEST(SPLIT(lines, {clean_sql.LINE_SEP})) AS t(l) WHERE readings > 1"
+    )
+    statements.add_insert_sql(
+        "INSERT INTO report_sink SELECT reason, COUNT(*) FROM classified WHERE reason IS NOT NULL GROUP BY reason "
+        "UNION ALL SELECT 'rows_in', COUNT(*) FROM classified "
+        "UNION ALL SELECT 'duplicate', CAST(COALESCE(SUM(duplicates), 0) AS BIGINT) FROM instants WHERE readings = 1 "
+        "UNION ALL SELECT 'conflicting_duplicate', CAST(COALESCE(SUM(readings), 0) AS BIGINT) FROM instants "
+        "WHERE readings > 1"
+    )
     return statements
 
 
@@ -104,9 +86,11 @@ def _finalize(cfg: SourceConfig, staging: Path, final: Path, report_extra: dict)
     from urllib.parse import unquote
 
     import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.csv as pcsv
 
     columns = ["ts", *cfg.value_names, "gap_before"]
+    rows_out = gaps = series_out = 0
     types = {"ts": pa.int64(), "gap_before": pa.bool_(), **{n: pa.float64() for n in cfg.value_names}}
     for part_dir in sorted((staging / "series").glob("series_id=*")):
         series_id = unquote(part_dir.name.split("=", 1)[1])
@@ -118,6 +102,9 @@ def _finalize(cfg: SourceConfig, staging: Path, final: Path, report_extra: dict)
         ]
         table = pa.concat_tables(tables).sort_by("ts")
         pcsv.write_csv(table, final / f"{series_file_name(series_id)}.csv")
+        rows_out += table.num_rows
+        gaps += int(pc.sum(table["gap_before"]).as_py() or 0)
+        series_out += 1
     with open(final / "rejects.jsonl", "wb") as out:
         for p in sorted((staging / "rejects").glob("*")):
             if p.is_file() and not p.name.startswith("."):
@@ -129,6 +116,7 @@ def _finalize(cfg: SourceConfig, staging: Path, final: Path, report_extra: dict)
                 metric, _, n = row.rpartition(",")
                 if metric:
                     counts[metric.strip('"')] = int(n)
+    counts.update(rows_out=rows_out, gaps=gaps, series_out=series_out)
     report = {"source": cfg.name, "counts": counts, **report_extra}
     (final / "report.json").write_text(json.dumps(report, indent=2))
     return report
@@ -169,7 +157,7 @@ def run(raw_dir: str | Path, out_dir: str | Path | None = None, parallelism: int
         if t_env is not None:
             for name in ("raw_lines", "cleaned_sink", "rejects_sink", "report_sink"):
                 t_env.execute_sql(f"DROP TEMPORARY TABLE IF EXISTS {name}")
-            for name in ("parsed", "classified", "readings", "conflicts", "kept", "with_gaps"):
+            for name in ("parsed", "classified", "readings", "instants"):
                 t_env.drop_temporary_view(name)
 
 

@@ -21,6 +21,8 @@ REASONS = (
     "nodata",
 )
 NAN_INF = r"^[+-]?(nan|inf|infinity)$"
+NAN_INF_WORDS = tuple(f"{sign}{word}" for sign in ("", "+", "-") for word in ("nan", "inf", "infinity"))
+LINE_SEP = "'\n'"  # a raw line never holds a newline, so it can join the lines of one instant
 
 # Accepted timestamps: epoch milliseconds (13 digits), epoch seconds (9-10 digits, optional fraction),
 # and 'yyyy-MM-dd[T ]HH:mm[:ss[.fff]]' or 'yyyy/MM/dd HH:mm[:ss]' with an optional zone 'Z' or '+hh:mm'.
@@ -31,29 +33,57 @@ def _q(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
 
 
+def _int(expr: str) -> str:
+    return f"CAST({expr} AS BIGINT)"
+
+
 def timestamp_ms(col: str, naive_offset_minutes: int) -> str:
     """An expression turning the string ``col`` into UTC epoch ms, or NULL when it is not a valid instant.
 
-    Calendar dates are checked strictly by formatting the parsed instant back and comparing
-    (Flink's parser would otherwise roll 2019-02-30 over to a valid day).
+    One regular expression checks the shape; the fields are then cut at fixed positions and turned
+    into days with integer arithmetic (days-from-civil), which is many times cheaper per row than
+    Flink's format-string date parsing. Calendar dates are checked strictly (2019-02-30 is invalid).
     """
-    g = lambda i: f"REGEXP_EXTRACT({col}, {_q(DATE_RE)}, {i})"  # noqa: E731
-    base = f"CONCAT({g(1)}, '-', {g(2)}, '-', {g(3)}, ' ', {g(4)}, ':', {g(5)}, ':', COALESCE({g(7)}, '00'))"
-    frac = f"CAST(RPAD(COALESCE(SUBSTRING({g(8)} FROM 2), '0'), 3, '0') AS INT)"
-    zone = g(9)
+    s = col
+    y, mo, d = _int(f"SUBSTRING({s} FROM 1 FOR 4)"), _int(f"SUBSTRING({s} FROM 6 FOR 2)"), _int(f"SUBSTRING({s} FROM 9 FOR 2)")
+    hh, mi = _int(f"SUBSTRING({s} FROM 12 FOR 2)"), _int(f"SUBSTRING({s} FROM 15 FOR 2)")
+    has_sec = f"(SUBSTRING({s} FROM 17 FOR 1) = ':')"
+    ss = f"(CASE WHEN {has_sec} THEN {_int(f'SUBSTRING({s} FROM 18 FOR 2)')} ELSE 0 END)"
+    tail = f"SUBSTRING({s} FROM (CASE WHEN {has_sec} THEN 20 ELSE 17 END))"
+    z6, z5 = f"RIGHT({tail}, 6)", f"RIGHT({tail}, 5)"
+    zone_kind = (
+        f"(CASE WHEN RIGHT({tail}, 1) = 'Z' THEN 1 "
+        f"WHEN SUBSTRING({z6} FROM 1 FOR 1) IN ('+', '-') AND SUBSTRING({z6} FROM 4 FOR 1) = ':' THEN 6 "
+        f"WHEN SUBSTRING({z5} FROM 1 FOR 1) IN ('+', '-') AND CHAR_LENGTH({tail}) >= 5 THEN 5 ELSE 0 END)"
+    )
     offset_min = (
-        f"(CASE WHEN {zone} IS NULL THEN {int(naive_offset_minutes)} WHEN {zone} = 'Z' THEN 0 "
-        f"ELSE (CASE WHEN SUBSTRING({zone} FROM 1 FOR 1) = '-' THEN -1 ELSE 1 END) * "
-        f"(CAST(SUBSTRING({zone} FROM 2 FOR 2) AS INT) * 60 + CAST(SUBSTRING(REPLACE({zone}, ':', '') FROM 4 FOR 2) AS INT)) END)"
+        f"(CASE {zone_kind} WHEN 0 THEN {int(naive_offset_minutes)} WHEN 1 THEN 0 "
+        f"WHEN 6 THEN (CASE WHEN SUBSTRING({z6} FROM 1 FOR 1) = '-' THEN -1 ELSE 1 END) * "
+        f"({_int(f'SUBSTRING({z6} FROM 2 FOR 2)')} * 60 + {_int(f'SUBSTRING({z6} FROM 5 FOR 2)')}) "
+        f"ELSE (CASE WHEN SUBSTRING({z5} FROM 1 FOR 1) = '-' THEN -1 ELSE 1 END) * "
+        f"({_int(f'SUBSTRING({z5} FROM 2 FOR 2)')} * 60 + {_int(f'SUBSTRING({z5} FROM 4 FOR 2)')}) END)"
     )
-    valid_date = f"DATE_FORMAT(TO_TIMESTAMP({base}, 'yyyy-MM-dd HH:mm:ss'), 'yyyy-MM-dd HH:mm:ss') = {base}"
-    date_ms = (
-        f"(UNIX_TIMESTAMP({base}, 'yyyy-MM-dd HH:mm:ss') * 1000 + {frac} - CAST({offset_min} AS BIGINT) * 60000)"
-    )
+    frac_text = f"SUBSTRING({tail} FROM 2 FOR CHAR_LENGTH({tail}) - 1 - (CASE {zone_kind} WHEN 0 THEN 0 WHEN 1 THEN 1 ELSE {zone_kind} END))"
+    frac = f"(CASE WHEN SUBSTRING({tail} FROM 1 FOR 1) = '.' THEN {_int(f'RPAD(SUBSTRING({frac_text} FROM 1 FOR 3), 3, ' + chr(39) + '0' + chr(39) + ')')} ELSE 0 END)"
+    # days from civil (H. Hinnant), all integer arithmetic on non-negative operands
+    ya = f"({y} - (CASE WHEN {mo} <= 2 THEN 1 ELSE 0 END))"
+    era = f"({ya} / 400)"
+    yoe = f"({ya} - {era} * 400)"
+    doy = f"((153 * ({mo} + (CASE WHEN {mo} > 2 THEN -3 ELSE 9 END)) + 2) / 5 + {d} - 1)"
+    doe = f"({yoe} * 365 + {yoe} / 4 - {yoe} / 100 + {doy})"
+    days = f"({era} * 146097 + {doe} - 719468)"
+    leap = f"(MOD({y}, 4) = 0 AND (MOD({y}, 100) <> 0 OR MOD({y}, 400) = 0))"
+    month_days = (f"(CASE WHEN {mo} = 2 THEN (CASE WHEN {leap} THEN 29 ELSE 28 END) "
+                  f"WHEN {mo} IN (4, 6, 9, 11) THEN 30 ELSE 31 END)")
+    valid = (f"{y} >= 1970 AND {mo} BETWEEN 1 AND 12 AND {d} BETWEEN 1 AND {month_days} AND {hh} < 24 "
+             f"AND {mi} < 60 AND {ss} < 60")
+    date_ms = f"(({days} * 86400 + {hh} * 3600 + {mi} * 60 + {ss} - {offset_min} * 60) * 1000 + {frac})"
     return (
-        f"CASE WHEN REGEXP({col}, '^[0-9]{{13}}$') THEN CAST({col} AS BIGINT) "
-        f"WHEN REGEXP({col}, '^[0-9]{{9,10}}([.][0-9]+)?$') THEN CAST(CAST({col} AS DECIMAL(20, 3)) * 1000 AS BIGINT) "
-        f"WHEN REGEXP({col}, {_q(DATE_RE)}) AND {valid_date} THEN {date_ms} "
+        f"CASE WHEN CHAR_LENGTH({s}) = 13 AND SUBSTRING({s} FROM 1 FOR 1) BETWEEN '0' AND '9' "
+        f"THEN TRY_CAST({s} AS BIGINT) "
+        f"WHEN CHAR_LENGTH({s}) BETWEEN 9 AND 14 AND REGEXP({s}, '^[0-9]{{9,10}}([.][0-9]+)?$') "
+        f"THEN CAST(CAST({s} AS DECIMAL(20, 3)) * 1000 AS BIGINT) "
+        f"WHEN REGEXP({s}, {_q(DATE_RE)}) AND {valid} THEN {date_ms} "
         f"ELSE CAST(NULL AS BIGINT) END"
     )
 
@@ -63,12 +93,13 @@ def _token(i: int) -> str:
 
 
 def parsed_view(cfg: SourceConfig, table: str = "raw_lines") -> str:
-    """One row per raw line: the line, its field count, series id, epoch ms and trimmed value tokens."""
+    """One row per raw line: the line, its field count, series id, ``ts`` (UTC epoch ms) and value tokens."""
     tokens = ", ".join(f"{_token(i + 2)} AS t{i}" for i in range(cfg.n_values))
     return (
         f"SELECT line, "
         f"CHAR_LENGTH(line) - CHAR_LENGTH(REPLACE(line, ',', '')) + 1 AS nfields, "
-        f"{_token(0)} AS series_id, {_token(1)} AS ts_raw, {tokens} FROM {table}"
+        f"{_token(0)} AS series_id, {timestamp_ms(_token(1), cfg.naive_utc_offset_minutes)} AS ts, {tokens} "
+        f"FROM {table}"
     )
 
 
@@ -84,8 +115,10 @@ def classified_view(cfg: SourceConfig, table: str = "parsed") -> str:
     def number(i: int) -> str:
         return f"TRY_CAST(t{i} AS DOUBLE)"
 
+    nan_inf_words = ", ".join(_q(w) for w in NAN_INF_WORDS)
+
     def nan_inf(i: int) -> str:
-        return f"REGEXP(LOWER(t{i}), {_q(NAN_INF)})"
+        return f"LOWER(t{i}) IN ({nan_inf_words})"
 
     non_numeric = " OR ".join(f"(NOT {missing(i)} AND {number(i)} IS NULL AND NOT {nan_inf(i)})" for i in range(cfg.n_values))
     any_nan_inf = " OR ".join(nan_inf(i) for i in range(cfg.n_values))
@@ -94,15 +127,14 @@ def classified_view(cfg: SourceConfig, table: str = "parsed") -> str:
         nodata_parts += [f"{number(i)} IN ({codes})" for i in range(cfg.n_values)]
     any_nodata = " OR ".join(nodata_parts)
     expected = cfg.n_values + 2
-    ts = timestamp_ms("ts_raw", cfg.naive_utc_offset_minutes)
     values = ", ".join(f"{number(i)} AS v{i}" for i in range(cfg.n_values))
     return (
-        f"SELECT line, series_id, {ts} AS ts, {values}, "
+        f"SELECT line, series_id, ts, {values}, "
         f"CASE WHEN TRIM(line) = '' THEN 'blank_line' "
         f"WHEN nfields < {expected} THEN 'missing_columns' "
         f"WHEN nfields > {expected} THEN 'extra_columns' "
         f"WHEN series_id NOT IN ({series}) THEN 'unknown_series' "
-        f"WHEN ({ts}) IS NULL THEN 'bad_timestamp' "
+        f"WHEN ts IS NULL THEN 'bad_timestamp' "
         f"WHEN {non_numeric} THEN 'non_numeric' "
         f"WHEN {any_nan_inf} THEN 'nan_inf' "
         f"WHEN {any_nodata} THEN 'nodata' "
@@ -115,11 +147,14 @@ def value_cols(cfg: SourceConfig) -> str:
 
 
 def readings_view(cfg: SourceConfig, table: str = "classified") -> str:
-    """Distinct readings per (series, ts, values) with how many raw rows carried each (exact duplicates)."""
+    """Distinct readings per (series, ts, values): how many raw rows carried each, and one of those lines."""
     vc = value_cols(cfg)
-    return f"SELECT series_id, ts, {vc}, COUNT(*) AS copies FROM {table} WHERE reason IS NULL GROUP BY series_id, ts, {vc}"
+    return (f"SELECT series_id, ts, {vc}, COUNT(*) AS copies, MIN(line) AS line FROM {table} "
+            f"WHERE reason IS NULL GROUP BY series_id, ts, {vc}")
 
 
-def conflicts_view(table: str = "readings") -> str:
-    """Timestamps of a series that carry more than one distinct reading."""
-    return f"SELECT series_id AS c_series, ts AS c_ts, COUNT(*) AS readings FROM {table} GROUP BY series_id, ts HAVING COUNT(*) > 1"
+def instants_view(cfg: SourceConfig, table: str = "readings") -> str:
+    """One row per (series, ts): how many distinct readings it has (more than one is a conflict)."""
+    mins = ", ".join(f"MIN(v{i}) AS v{i}" for i in range(cfg.n_values))
+    return (f"SELECT series_id, ts, COUNT(*) AS readings, {mins}, SUM(copies) - 1 AS duplicates, "
+            f"LISTAGG(line, {LINE_SEP}) AS lines FROM {table} GROUP BY series_id, ts")

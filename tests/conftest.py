@@ -16,6 +16,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 TMP = Path(tempfile.mkdtemp(prefix="sg-tests-"))
 
+# 2 cores: BLAS threads per process oversubscribe them and make the fits several times slower.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ["AIRFLOW_HOME"] = str(TMP / "airflow")
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
