@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from serving.naming import registry_name  # noqa: F401 - re-exported: training code names models here
 from serving.settings import Settings, get_settings
 
 PRODUCTION = "production"
@@ -82,12 +83,6 @@ def retry_locked(fn: Callable[..., T], attempts: int = 8, base_delay: float = 0.
         raise AssertionError("unreachable")
 
     return wrapper
-
-
-def registry_name(family: str, series_id: str) -> str:
-    """Registry-safe model name: ``lstm_ed-machine-1-1``, ``hydro-MainStreet-stage``."""
-    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in series_id)
-    return f"{family}-{safe}"
 
 
 @dataclass

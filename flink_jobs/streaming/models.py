@@ -19,13 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from serving.naming import registry_name  # noqa: F401 - re-exported for the operators
+
 log = logging.getLogger(__name__)
-
-
-def registry_name(family: str, series_id: str) -> str:
-    # same rule as training.registry.registry_name (flink_jobs may not import training)
-    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in series_id)
-    return f"{family}-{safe}"
 
 
 @dataclass
