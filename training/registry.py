@@ -101,6 +101,21 @@ def set_challenger(name: str, version: str | int) -> None:
         retry_locked(MlflowClient().set_registered_model_alias)(name, CHALLENGER, str(version))
 
 
+def log_model(python_model, name: str, signature, input_example, register: bool = True):
+    """Log ``python_model`` as the active run's pyfunc ``model``; when ``register``, register it as ``name``.
+
+    Call inside the run (and inside ``sqlite_write_lock``). Returns (model_info, version or None); the
+    caller marks the version ``challenger`` with ``set_challenger`` once the run has ended.
+    """
+    import mlflow
+
+    info = retry_locked(mlflow.pyfunc.log_model)(
+        name="model", python_model=python_model, signature=signature, input_example=input_example,
+        registered_model_name=name if register else None)
+    version = getattr(info, "registered_model_version", None)
+    return info, None if version is None else str(version)
+
+
 def version_by_alias(name: str, alias: str = PRODUCTION):
     """The ModelVersion behind ``name@alias`` or None when the alias is not set."""
     from mlflow import MlflowClient

@@ -132,13 +132,9 @@ def fit_sensor(series_id: str, history_df: pd.DataFrame, eval_df: pd.DataFrame |
             log(mlflow.log_params)(params)
             log(mlflow.log_metrics)({k: float(v) for k, v in metrics.items() if v is not None and np.isfinite(v)})
             log(mlflow.log_artifacts)(str(tmp))
-            info = log(mlflow.pyfunc.log_model)(name="model", python_model=wrapper, signature=signature,
-                                                input_example=example,
-                                                registered_model_name=name if register else None)
+            info, version = registry.log_model(wrapper, name, signature, example, register)
         finally:
             mlflow.end_run()
-    version = getattr(info, "registered_model_version", None)
-    version = None if version is None else str(version)
     if register and version is not None:
         registry.set_challenger(name, version)
     return {"series_id": series_id, "run_id": run.info.run_id, "model_name": name, "model_version": version,

@@ -234,13 +234,9 @@ def train_machine(machine_id: str, train: np.ndarray, test: np.ndarray | None = 
             log(client.log_batch)(run.info.run_id, metrics=epoch_metrics)
             log(mlflow.log_metrics)(metrics)
             log(mlflow.log_artifacts)(str(tmp))
-            model_info = log(mlflow.pyfunc.log_model)(
-                name="model", python_model=wrapper, signature=signature, input_example=example,
-                registered_model_name=name if register else None)
+            model_info, version = registry.log_model(wrapper, name, signature, example, register)
         finally:
             mlflow.end_run()
-    version = getattr(model_info, "registered_model_version", None)
-    version = None if version is None else str(version)
     if register and version is not None:
         registry.set_challenger(name, version)
     return {"machine": machine_id, "run_id": run.info.run_id, "model_name": name, "model_version": version,
