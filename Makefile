@@ -12,6 +12,7 @@ export PYTHONUNBUFFERED := 1
 help:
 	@echo "make demo   - run the pipeline end to end on embedded defaults (creates .venv if missing)"
 	@echo "make test   - lint, layer contracts and the test suite (creates .venv if missing)"
+	@echo "make up     - start the MLflow, Airflow and Flink UIs in the background (make down stops them)"
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +31,12 @@ test: lint
 
 demo: $(STAMP)
 	$(PY) -m dags.demo $(DEMO_ARGS)
+
+up: $(STAMP)
+	$(PY) -m dags.services up
+
+down: $(STAMP)
+	$(PY) -m dags.services down
 
 bench-clean: $(STAMP)
 	$(PY) -m bench.clean_bench $(BENCH_ARGS)
