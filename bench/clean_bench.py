@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "clean_bench.md").write_text("# Cleaning bench\n\n`python -m bench.clean_bench`\n\n" + md + notes)
     (RESULTS / "clean_bench.json").write_text(json.dumps(
-        {"rows": rows_out, "cpu_count": os.cpu_count(), "argv": sys.argv[1:]}, indent=2))
+        {"rows": rows_out, "cpu_count": os.cpu_count(), "sizes": args.rows}, indent=2))
     return 0
 
 
