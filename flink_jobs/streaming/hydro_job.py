@@ -21,7 +21,6 @@ from pyflink.datastream.state import ValueStateDescriptor
 from flink_jobs.streaming.cli import add_common_args, config_from_args, configure
 from flink_jobs.streaming.common import DEAD, SCORES, Counters
 from flink_jobs.streaming.config import StreamConfig, from_env
-from flink_jobs.streaming.models import registry_name
 from flink_jobs.streaming.records import ParseLines, alert_json, dead_letter_json
 from flink_jobs.streaming.sinks import FileSinks
 from flink_jobs.streaming.sources import source_from_config
@@ -29,6 +28,7 @@ from flink_jobs.streaming.windowing import (
     END_OF_INPUT,
     model_cache,
     new_state,
+    no_model_dead_letters,
     order,
     release,
     row_dead_letter,
@@ -79,10 +79,7 @@ class OrderAndScore(KeyedProcessFunction):
             return
         loaded = self.models.get(key)
         if loaded is None:
-            reason = self.models.why_missing(key)
-            for r in rows:
-                self.counters.dead(reason)
-                yield DEAD, dead_letter_json(row_dead_letter(r, reason, registry_name(self.cfg.family, key)), "score")
+            yield from no_model_dead_letters(self.models, self.counters, self.cfg.family, key, rows, "score")
             return
         det = loaded.detector
         if st["version"] != loaded.version or st["detector_state"] is None:

@@ -78,6 +78,14 @@ def row_dead_letter(row: Row, reason: str, detail: str = "") -> DeadLetter:
     return DeadLetter(raw, reason, detail, row.series_id)
 
 
+def no_model_dead_letters(models, counters, family: str, key: str, rows, stage: str):
+    """Dead letters for rows of a series whose production model could not be had; the reason says why."""
+    reason = models.why_missing(key)
+    for r in rows:
+        counters.dead(reason)
+        yield DEAD, dead_letter_json(row_dead_letter(r, reason, registry_name(family, key)), stage)
+
+
 class OrderAndWindow(KeyedProcessFunction):
     """Keyed by series: order rows by event time, drop duplicates, emit the production model's windows.
 
@@ -121,10 +129,7 @@ class OrderAndWindow(KeyedProcessFunction):
             return
         loaded = self.models.get(key)
         if loaded is None:
-            reason = self.models.why_missing(key)
-            for r in rows:
-                self.counters.dead(reason)
-                yield DEAD, dead_letter_json(row_dead_letter(r, reason, registry_name(self.cfg.family, key)), "window")
+            yield from no_model_dead_letters(self.models, self.counters, self.cfg.family, key, rows, "window")
             return
         det = loaded.detector
         if det.n_channels != len(rows[0].values):
