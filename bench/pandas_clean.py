@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from flink_jobs.clean_sql import NAN_INF
+from flink_jobs.clean_sql import NAN_INF_WORDS
 from serving.sources import DEFAULT_NODATA_TOKENS, SourceConfig
 
 DATE_RE = (r"^(\d{4})[-/](\d{2})[-/](\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$")
@@ -58,7 +58,7 @@ def clean(cfg: SourceConfig, lines: list[str]) -> tuple[dict[str, pd.DataFrame],
     tokens = fields.iloc[:, 2:2 + n].apply(lambda c: c.str.strip())
     missing = tokens.apply(lambda c: c.str.upper().isin(DEFAULT_NODATA_TOKENS))
     nums = tokens.apply(pd.to_numeric, errors="coerce")
-    naninf = tokens.apply(lambda c: c.str.lower().str.fullmatch(NAN_INF.strip("^$")).fillna(False))
+    naninf = tokens.apply(lambda c: c.str.lower().isin(NAN_INF_WORDS))
     non_numeric = (~missing & nums.isna() & ~naninf).any(axis=1)
     for name, mask in (("non_numeric", non_numeric), ("nan_inf", naninf.any(axis=1)),
                        ("nodata", missing.any(axis=1) | nums.isin(cfg.nodata_codes).any(axis=1))):

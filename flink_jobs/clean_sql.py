@@ -20,7 +20,6 @@ REASONS = (
     "nan_inf",
     "nodata",
 )
-NAN_INF = r"^[+-]?(nan|inf|infinity)$"
 NAN_INF_WORDS = tuple(f"{sign}{word}" for sign in ("", "+", "-") for word in ("nan", "inf", "infinity"))
 LINE_SEP = "'\n'"  # a raw line never holds a newline, so it can join the lines of one instant
 
