@@ -42,12 +42,6 @@ def refit_one(sensor: str, params: dict, logical_date) -> dict:
 
 def promote_all(results: list[dict]) -> list[dict]:
     from training.hydro.pipeline import promote_sensor
+    from training.promotion import promote_each
 
-    out = []
-    for r in results:
-        p = promote_sensor(r["sensor"])
-        out.append({**r, "promoted": p.promoted, "production_version": p.version if p.promoted else p.previous,
-                    "reason": p.reason})
-        print(f"{r['sensor']}: v{r['model_version']} order={r['order']} k={r['k']} -> "
-              f"{'promoted' if p.promoted else 'kept'} ({p.reason})")
-    return out
+    return promote_each(results, "sensor", promote_sensor, lambda r: f"| order={r['order']} k={r['k']}")

@@ -58,12 +58,6 @@ def train_one(machine: str, params: dict) -> dict:
 
 def promote_all(results: list[dict]) -> list[dict]:
     from training.lstm_ed.pipeline import promote_machine
+    from training.promotion import promote_each
 
-    out = []
-    for r in results:
-        p = promote_machine(r["machine"])
-        out.append({**r, "promoted": p.promoted, "production_version": p.version if p.promoted else p.previous,
-                    "reason": p.reason})
-        print(f"{r['machine']}: v{r['model_version']} {'promoted' if p.promoted else 'kept'}: {p.reason} "
-              f"| {r['metrics']}")
-    return out
+    return promote_each(results, "machine", promote_machine, lambda r: f"| {r['metrics']}")
