@@ -36,39 +36,93 @@ MODES = ("unsupervised", "labeled", "oracle")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def baseline_scores(cls, train, test, cfg):
+def baseline_point_scores(cls, train, test, cut):
+    """Per-point scores of validation rows (train[cut:]) and test rows; fitted on train[:cut]."""
+    t0 = time.perf_counter()
+    b = cls().fit(train[:cut])
+    fit_s = time.perf_counter() - t0
+    return b.score(train[cut:]), b.score(test), fit_s
+
+
+def calibrated_windows(val_pts, test_pts, cfg, val_step):
+    """Windows of per-point scores with the detector's recent-behaviour normalisation and label-free tau/delta."""
     from serving.core import scoring
     from serving.core.windows import sliding_windows, window_starts
     from training.lstm_ed import calibrate
 
-    cut = int(round((1 - cfg.val_frac) * len(train)))
-    t0 = time.perf_counter()
-    b = cls().fit(train[:cut])
-    fit_s = time.perf_counter() - t0
-    val = sliding_windows(b.score(train[cut:])[:, None], cfg.length, cfg.train_step)[..., 0].astype(np.float64)
-    tst = sliding_windows(b.score(test)[:, None], cfg.length, cfg.step)[..., 0].astype(np.float64)
+    val = sliding_windows(np.asarray(val_pts)[:, None], cfg.length, val_step)[..., 0].astype(np.float64)
+    tst = sliding_windows(np.asarray(test_pts)[:, None], cfg.length, cfg.step)[..., 0].astype(np.float64)
     ref = float(np.median(np.median(val, axis=1)))
     if cfg.adapt_windows > 0:
-        val, _ = scoring.adapt_recent(val, ref, None, cfg.adapt_windows * max(1, cfg.step // cfg.train_step))
+        val, _ = scoring.adapt_recent(val, ref, None, cfg.adapt_windows * max(1, cfg.step // val_step))
         tst, _ = scoring.adapt_recent(tst, ref, None, cfg.adapt_windows)
-    return tst, window_starts(len(test), cfg.length, cfg.step), calibrate.unsupervised(val, cfg.q, cfg.far), fit_s
+    tau, delta, _ = calibrate.label_free(val, cfg)
+    return tst, window_starts(len(test_pts), cfg.length, cfg.step), (tau, delta)
 
 
-def run_machine(folder, machine, cfg) -> dict:
+def _baselines(m, cfg, cache: Path | None) -> dict:
+    """{name: (val point scores, test point scores, fit seconds)}, from ``<cache>/<machine>.baselines.npz``
+    when there (baselines do not depend on the LSTM settings)."""
     from serving.core.baselines import BASELINES
-    from training.data.smd import load_machine
+
+    path = cache / f"{m.machine}.baselines.npz" if cache else None
+    if path and path.exists():
+        z = np.load(path)
+        return {n: (z[f"{n}/val"], z[f"{n}/test"], float(z[f"{n}/seconds"])) for n in BASELINES}
+    cut = int(round((1 - cfg.val_frac) * len(m.train)))
+    out = {n: baseline_point_scores(cls, m.train, m.test, cut) for n, cls in BASELINES.items()}
+    if path:
+        np.savez(path, **{f"{n}/{k}": v for n, r in out.items() for k, v in zip(("val", "test", "seconds"), r)})
+    return out
+
+
+def _cached_lstm(folder, m, cfg, cache: Path):
+    """Detector and test errors from the train/errors cache (bench/smd_cache.py); errors made when missing."""
+    from dataclasses import replace
+
+    from bench import smd_cache
+    from training.lstm_ed.pipeline import build_detector
+
+    if not (cache / f"{m.machine}.errors.npz").exists():
+        smd_cache.errors_one(str(folder), m.machine, str(cache))
+    z = np.load(cache / f"{m.machine}.errors.npz")
+    einfo = json.loads(str(z["info"]))
+    model, scaler, meta = smd_cache.load_trained(cache, m.machine, einfo["batch_size"])
+    ts = meta["train_settings"]
+    cfg = replace(cfg, train_step=einfo["val_step"], hidden=meta["config"]["hidden"], length=ts["length"],
+                  val_frac=ts["val_frac"], clip=ts["clip"], seed=ts["seed"])
+    from serving.core.lstm_ed import MODES
+
+    det, info = build_detector(model, scaler, m.train, cfg, val_errors={md: z[f"{md}/val"] for md in MODES})
+    run = meta["runs"][str(einfo["batch_size"])]
+    info.update(train_seconds=run["seconds"], epochs=run["epochs"], best_val_loss=run["best_val_loss"],
+                batch_size=einfo["batch_size"], device_name=run.get("device_name", meta.get("device_name")),
+                batch_runs={b: {k: v for k, v in r.items() if k != "history"} for b, r in meta["runs"].items()},
+                train_settings=ts, val_step=einfo["val_step"])
+    return det, info, z[f"{det.mode}/test"]
+
+
+def run_machine(folder, machine, cfg, cache: Path | None = None) -> dict:
+    from bench.smd_cache import load_any
+    from serving.core.windows import window_starts
     from training.lstm_ed.evaluate import evaluate_modes
     from training.lstm_ed.pipeline import fit_detector
 
-    m = load_machine(folder, machine)
-    det, info = fit_detector(m.train, cfg, progress=True)
-    out = det.score_series(m.test)
+    m = load_any(folder, machine)
+    if cache is not None and (cache / f"{machine}.train.npz").exists():
+        det, info, test_err = _cached_lstm(folder, m, cfg, cache)
+        out = det.score_errors(test_err)
+        out["starts"] = window_starts(len(m.test), det.length, det.step)
+    else:
+        det, info = fit_detector(m.train, cfg, progress=True)
+        out = det.score_series(m.test)
     res = {"lstm_ed": evaluate_modes(out["scores"], out["starts"], det.length, m.test_labels,
                                      (det.tau, det.delta), top_channels=out["top_channels"], segments=m.segments)}
     res["lstm_ed"]["train_seconds"] = info["train_seconds"]
     res["lstm_ed"]["info"] = {k: v for k, v in info.items() if k != "history"}
-    for name, cls in BASELINES.items():
-        tst, starts, unsup, fit_s = baseline_scores(cls, m.train, m.test, cfg)
+    val_step = info.get("val_step", cfg.train_step)
+    for name, (val_pts, test_pts, fit_s) in _baselines(m, cfg, cache).items():
+        tst, starts, unsup = calibrated_windows(val_pts, test_pts, cfg, val_step)
         res[name] = evaluate_modes(tst, starts, cfg.length, m.test_labels, unsup)
         res[name]["train_seconds"] = fit_s
     return res
@@ -112,11 +166,26 @@ def render(results: dict, settings: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _rel(path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(Path(__file__).resolve().parents[1]))
+    except ValueError:
+        return str(path)
+
+
+def _training_summary(results: dict) -> dict:
+    """Where and how the cached LSTMs were trained (from the cache's metadata)."""
+    infos = [r["lstm_ed"]["info"] for r in results.values()]
+    return {"devices": sorted({str(i.get("device_name")) for i in infos}),
+            "batch_sizes_chosen": {k: r["lstm_ed"]["info"].get("batch_size") for k, r in results.items()},
+            "train_settings": infos[0].get("train_settings") if infos else None,
+            "batch_runs": {k: r["lstm_ed"]["info"].get("batch_runs") for k, r in results.items()}}
+
+
 def main(argv=None) -> None:
     from tqdm import tqdm
 
     from serving.settings import get_settings
-    from training.data.smd import list_machines
     from training.lstm_ed.pipeline import TrainConfig
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -130,20 +199,36 @@ def main(argv=None) -> None:
     p.add_argument("--adapt-windows", type=int, default=16, help="recent-behaviour normalisation (0: off)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads (default 1: on a shared 2-core machine more threads oversubscribe and run slower)")
+    p.add_argument("--device", default="cpu", help="torch device for training without a cache (auto: cuda if any)")
+    p.add_argument("--cache-dir", default=None, help="folder of bench/smd_cache.py results (<machine>.train.npz, "
+                   ".errors.npz): the LSTM is not trained again, only calibrated and scored (seconds per machine)")
+    p.add_argument("--calibration", default="pot", choices=["pot", "quantile"], help="label-free tau/delta method")
+    p.add_argument("--risk", type=float, default=1e-3, help="pot: point risk P(a_t > tau) on normal data")
+    p.add_argument("--far", type=float, default=0.01, help="target window false-alarm rate for delta")
+    p.add_argument("--q", type=float, default=0.99, help="quantile calibration: tau quantile")
+    p.add_argument("--cov", default="shrinkage", choices=["shrinkage", "pinv"], help="covariance of errors")
     p.add_argument("--out", default=str(RESULTS / "smd_table2"), help="output path without extension")
     a = p.parse_args(argv)
     s = get_settings()
     folder = Path(a.data) if a.data else s.smd_dir
-    machines = a.machines or list_machines(folder)
+    from bench.smd_cache import list_any
+
+    machines = a.machines or list_any(folder)
     cfg = TrainConfig(hidden=a.hidden, max_epochs=a.max_epochs, batch_size=a.batch_size, train_step=a.train_step,
-                      mode=a.mode, adapt_windows=a.adapt_windows, threads=a.threads)
-    settings = {**cfg.to_params(), "data": str(folder), "cpu_count": os.cpu_count()}
+                      mode=a.mode, adapt_windows=a.adapt_windows, threads=a.threads, device=a.device,
+                      calibration=a.calibration, risk=a.risk, far=a.far, q=a.q, cov=a.cov)
+    cache = Path(a.cache_dir) if a.cache_dir else None
+    settings = {**cfg.to_params(), "data": _rel(folder), "cache_dir": _rel(cache) if cache else None,
+                "cpu_count": os.cpu_count(), "loadavg_start": os.getloadavg()}
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     results, t0 = {}, time.perf_counter()
     for machine in tqdm(machines, desc="machines"):
-        results[machine] = run_machine(folder, machine, cfg)
+        results[machine] = run_machine(folder, machine, cfg, cache)
         settings["wall_seconds"] = time.perf_counter() - t0
+        settings["loadavg_end"] = os.getloadavg()
+        if cache is not None:
+            settings["training"] = _training_summary(results)
         md = render(results, settings)
         out.with_suffix(".md").write_text(md)
         payload = {"settings": settings, "paper": {k: PAPER.get(k.replace("machine-", "")) for k in results},

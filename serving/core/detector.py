@@ -78,7 +78,12 @@ class LSTMEDDetector:
         windows = np.asarray(windows, dtype=np.float32)
         if windows.ndim != 3 or windows.shape[2] != self.n_channels:
             raise ValueError(f"expected windows (N, L, {self.n_channels}), got {windows.shape}")
-        err, a = self.raw_scores(windows)
+        return self.score_errors(self.errors(windows), history)
+
+    def score_errors(self, err: np.ndarray, history: list | None = None) -> dict:
+        """The scoring steps after the reconstruction: errors (N, L, C) = |z - z'| -> the score_windows dict
+        (the bench feeds cached errors here)."""
+        a = scoring.mahalanobis(err, self.mu, self.precision)
         hist = history
         if self.adapt_windows > 0:
             a, hist = scoring.adapt_recent(a, self.adapt_ref, history, self.adapt_windows)

@@ -38,11 +38,15 @@ class TrainConfig:
     seed: int = 0
     mode: str = "auto"  # 'free' (paper), 'teacher', or 'auto' = the higher validation probe AUC
     cov: str = "shrinkage"
-    q: float = 0.99  # tau = this quantile of validation a_t
-    far: float = 0.01  # delta: window false-alarm rate on validation windows
+    calibration: str = "pot"  # label-free tau/delta: 'pot' (tail fit + count model) or 'quantile' (session 1)
+    risk: float = 1e-3  # pot: P(a_t > tau) on normal data
+    pot_init_q: float = 0.98  # pot: the tail is fitted above this quantile of validation a_t
+    q: float = 0.99  # quantile: tau = this quantile of validation a_t
+    far: float = 0.01  # delta: window false-alarm rate (modelled for pot, empirical on validation for quantile)
     adapt_windows: int = 16  # scores relative to the previous 16 windows (about one day at step 90)
     clip: float = 5.0
     threads: int | None = None
+    device: str = "cpu"  # torch device for training ('auto': cuda when available)
 
     def to_params(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v is not None}
@@ -80,13 +84,30 @@ def fit_detector(train: np.ndarray, cfg: TrainConfig | None = None, channel_name
     t0 = time.perf_counter()
     model, history = train_model(z_fit, z_val, config, max_epochs=cfg.max_epochs, batch_size=cfg.batch_size,
                                  lr=cfg.lr, patience=cfg.patience, seed=cfg.seed, threads=cfg.threads,
-                                 progress=progress, on_epoch=on_epoch)
+                                 progress=progress, on_epoch=on_epoch, device=cfg.device)
     train_seconds = time.perf_counter() - t0
+    det, info = build_detector(model, scaler, train, cfg, channel_names=channel_names, z_val=z_val)
+    info.update({"history": history, "train_seconds": train_seconds, "epochs": len(history),
+                 "best_val_loss": min(h["val_loss"] for h in history), "fit_windows": len(z_fit)})
+    return det, info
+
+
+def build_detector(model, scaler: scoring.RobustScaler, train: np.ndarray, cfg: TrainConfig, channel_names=None,
+                   z_val: np.ndarray | None = None, val_errors: dict | None = None) -> tuple[LSTMEDDetector, dict]:
+    """Mode choice and label-free calibration of a trained model on the validation part of ``train``.
+
+    ``val_errors`` (mode -> (N, L, C) errors of the validation windows at stride ``train_step``) skips the
+    reconstruction (the bench passes cached errors); ``z_val`` likewise skips windowing."""
+    train = np.asarray(train, dtype=np.float32)
+    cut = int(round((1 - cfg.val_frac) * len(train)))
+    if z_val is None:
+        z_val = sliding_windows(scaler.transform(train[cut:]), cfg.length, cfg.train_step)
+    config = LSTMEDConfig(**{k: v for k, v in model.config.to_dict().items()})
     moving = np.flatnonzero(train[:cut].std(axis=0) > 0)
     moving = moving if len(moving) else np.arange(train.shape[1])
     per_mode = {}
     for mode in (MODES if cfg.mode == "auto" else (cfg.mode,)):
-        err = np.abs(z_val - reconstruct(model, z_val, mode))
+        err = val_errors[mode] if val_errors else np.abs(z_val - reconstruct(model, z_val, mode))
         mu, prec, shrink = scoring.fit_gaussian(err.reshape(-1, err.shape[-1]), cfg.cov)
         val_scores = scoring.mahalanobis(err, mu, prec)
         probe_windows = z_val[:: max(1, cfg.step // cfg.train_step)]
@@ -102,24 +123,22 @@ def fit_detector(train: np.ndarray, cfg: TrainConfig | None = None, channel_name
     if cfg.adapt_windows > 0:  # validation windows are denser than scoring windows: same time span
         val_scores, _ = scoring.adapt_recent(val_scores, ref, None,
                                              cfg.adapt_windows * max(1, cfg.step // cfg.train_step))
-    tau, delta = calibrate.unsupervised(val_scores, cfg.q, cfg.far)
+    tau, delta, how = calibrate.label_free(val_scores, cfg)
+    calibration = {"method": cfg.calibration, "cov": cfg.cov, "shrinkage": chosen["shrinkage"],
+                   **{k: v for k, v in how.items() if k != "val_window_alarm_rate"}}
     cov_shrunk = np.linalg.inv(chosen["prec"]) if chosen["shrinkage"] > 0 else None
     sd = np.sqrt(np.diag(cov_shrunk)) if cov_shrunk is not None else chosen["err"].reshape(-1, train.shape[1]).std(0)
     det = LSTMEDDetector(
-        center=scaler.center, scale=scaler.scale, clip=cfg.clip, model_config=config.to_dict(),
+        center=scaler.center, scale=scaler.scale, clip=scaler.clip, model_config=config.to_dict(),
         state_dict={k: v.detach().cpu().numpy().copy() for k, v in model.state_dict().items()},
         mu=chosen["mu"], precision=chosen["prec"], error_sd=np.maximum(sd, 1e-9), tau=tau, delta=delta,
         length=cfg.length, step=cfg.step, mode=mode,
         channel_names=list(channel_names or [f"c{i}" for i in range(train.shape[1])]),
-        adapt_windows=cfg.adapt_windows, adapt_ref=ref,
-        calibration={"mode": "unsupervised", "q": cfg.q, "far": cfg.far, "cov": cfg.cov,
-                     "shrinkage": chosen["shrinkage"]},
+        adapt_windows=cfg.adapt_windows, adapt_ref=ref, calibration={"mode": "unsupervised", **calibration},
     )
     det._model = model
     info = {
-        "history": history, "train_seconds": train_seconds, "epochs": len(history),
-        "best_val_loss": min(h["val_loss"] for h in history), "mode": mode,
-        "val_windows": len(z_val), "fit_windows": len(z_fit),
+        "mode": mode, "val_windows": len(z_val), "calibration": det.calibration,
         "per_mode": {m: {"val_mse": v["val_mse"], "probe_auc": v["probe_auc"], "shrinkage": v["shrinkage"]}
                      for m, v in per_mode.items()},
         "val_probe_auc": chosen["probe_auc"], "val_mse": chosen["val_mse"],

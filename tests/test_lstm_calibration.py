@@ -1,0 +1,131 @@
+"""Label-free calibration (POT tail threshold, extremal index, exceedance-count model) and the bench cache."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from training.lstm_ed import calibrate
+
+
+def test_count_tail_binomial_when_exceedances_are_isolated():
+    # theta = 1: count ~ Binomial(3, 0.1): P(>0) = 1 - .9^3, P(>1) = 1 - .729 - 3*.1*.81, P(>2) = .001
+    np.testing.assert_allclose(calibrate.count_tail(0.1, 1.0, 3), [0.271, 0.028, 0.001], atol=1e-12)
+
+
+def test_count_tail_clustered_hand_computed():
+    # p=.2, theta=.5 -> clusters K ~ Bin(2, .1): .81/.18/.01; sizes S: P(1)=.5, P(2)=.25
+    # P(c=0)=.81, P(c=1)=.18*.5=.09 -> P(>0)=.19, P(>1)=.10
+    np.testing.assert_allclose(calibrate.count_tail(0.2, 0.5, 2), [0.19, 0.10], atol=1e-12)
+    assert calibrate.delta_for(0.2, 0.5, 2, far=0.15) == 1
+    assert calibrate.delta_for(0.2, 0.5, 2, far=0.20) == 0
+    assert calibrate.delta_for(0.2, 0.5, 2, far=0.05) == 1  # nothing reaches 5%: the largest possible delta
+
+
+def test_extremal_index_runs_within_windows():
+    e = np.array([[1, 1, 0, 1], [1, 0, 0, 0]], bool)  # runs: (0-1), (3), next row (0) -> 3 runs / 4 points
+    assert calibrate.extremal_index(e) == pytest.approx(0.75)
+    assert calibrate.extremal_index(np.zeros((2, 4), bool)) == 1.0
+
+
+def test_pot_threshold_matches_exponential_quantile():
+    x = np.random.default_rng(0).exponential(size=(400, 100))
+    tau, info = calibrate.pot_threshold(x, risk=1e-4, init_q=0.98)
+    assert abs(info["xi"]) < 0.1 and info["sigma"] == pytest.approx(1.0, rel=0.1)
+    # true 1e-4 quantile is -log(1e-4) = 9.21; the empirical 0.9999 quantile rests on 4 points
+    assert tau == pytest.approx(-np.log(1e-4), rel=0.08)
+
+
+def test_pot_threshold_heavy_tail_goes_beyond_exponential():
+    x = np.random.default_rng(1).pareto(3.0, size=(400, 100))  # GPD with xi = 1/3
+    tau, info = calibrate.pot_threshold(x, risk=1e-4)
+    assert info["xi"] == pytest.approx(1 / 3, abs=0.12)
+    assert tau == pytest.approx((1e-4) ** (-1 / 3) - 1, rel=0.25)  # Lomax quantile: 20.5
+
+
+def test_unsupervised_pot_clustered_scores_need_a_larger_delta():
+    rng = np.random.default_rng(2)
+    iid = rng.exponential(size=(300, 100))
+    clustered = np.repeat(rng.exponential(size=(300, 20)), 5, axis=1)  # every value 5 points in a row
+    tau1, d1, i1 = calibrate.unsupervised_pot(iid, risk=1e-3, far=0.01)
+    tau2, d2, i2 = calibrate.unsupervised_pot(clustered, risk=1e-3, far=0.01)
+    assert i1["theta"] > 0.9 and i2["theta"] == pytest.approx(0.2, abs=0.03)
+    assert d2 > d1 and d2 >= 5  # a single run of 5 (or its part over tau) is not enough to flag a window
+    assert i1["val_window_alarm_rate"] <= 0.01 and i2["val_window_alarm_rate"] <= 0.01
+
+
+def test_label_free_dispatch():
+    x = np.random.default_rng(3).exponential(size=(100, 100))
+    cfg = SimpleNamespace(calibration="quantile", q=0.99, far=0.01, risk=1e-3, pot_init_q=0.98)
+    tau, delta, _ = calibrate.label_free(x, cfg)
+    assert (tau, delta) == calibrate.unsupervised(x, 0.99, 0.01)
+    cfg.calibration = "pot"
+    assert calibrate.label_free(x, cfg)[:2] == calibrate.unsupervised_pot(x, 1e-3, 0.01, 0.98)[:2]
+    cfg.calibration = "nope"
+    with pytest.raises(ValueError):
+        calibrate.label_free(x, cfg)
+
+
+@pytest.fixture(scope="module")
+def tiny_cache(tmp_path_factory):
+    from bench import smd_cache
+    from training.data.synthetic_metrics import make_machine, write_smd_layout
+    from training.lstm_ed.pipeline import TrainConfig
+
+    root = tmp_path_factory.mktemp("smdcache")
+    m = make_machine(5, n_train=600, n_test=400, n_anomalies=2, period=200, name="machine-7-1")
+    write_smd_layout(root / "smd", [m])
+    smd_cache.pack(root / "smd", root / "pack")
+    cfg = TrainConfig(hidden=8, max_epochs=2, train_step=20, patience=2, threads=1)
+    meta = smd_cache.train_one(str(root / "pack"), "machine-7-1", cfg, [16, 64], str(root / "cache"), "cpu")
+    return root, m, cfg, meta
+
+
+def test_pack_round_trip_is_exact(tiny_cache):
+    from bench import smd_cache
+    from training.data.smd import load_machine
+
+    root, _, _, _ = tiny_cache
+    a, b = smd_cache.load_any(root / "pack", "machine-7-1"), load_machine(root / "smd", "machine-7-1")
+    assert smd_cache.list_any(root / "pack") == ["machine-7-1"]
+    np.testing.assert_array_equal(a.train, b.train)
+    np.testing.assert_array_equal(a.test, b.test)
+    np.testing.assert_array_equal(a.test_labels, b.test_labels)
+    assert [(s.start, s.end, s.channels) for s in a.segments] == [(s.start, s.end, s.channels) for s in b.segments]
+
+
+def test_cache_train_errors_and_merge(tiny_cache, tmp_path):
+    from bench import smd_cache
+
+    root, m, cfg, meta = tiny_cache
+    runs = meta["runs"]
+    assert set(runs) == {"16", "64"} and meta["device"] == "cpu"
+    assert meta["chosen_batch_size"] == int(min(runs, key=lambda b: runs[b]["best_val_loss"]))
+    model, scaler, meta2 = smd_cache.load_trained(root / "cache", "machine-7-1", 64)
+    assert meta2["key"] == smd_cache.train_key(cfg) and model.config.hidden == 8
+    path = smd_cache.errors_one(str(root / "pack"), "machine-7-1", str(root / "cache"), val_step=10)
+    z = np.load(path)
+    cut = int(round(0.8 * 600))
+    assert z["teacher/val"].shape == ((600 - cut - 100) // 10 + 1, 100, 38)
+    assert z["free/test"].shape == (4, 100, 38) and (z["free/test"] >= 0).all()
+    # merge: two one-batch-size caches -> one file with both weights; the lower validation loss is chosen
+    for bs in (16, 64):
+        smd_cache.train_one(str(root / "pack"), "machine-7-1", cfg, [bs], str(tmp_path / f"b{bs}"), "cpu")
+    smd_cache.merge([str(tmp_path / "b16"), str(tmp_path / "b64")], str(tmp_path / "m"))
+    merged = np.load(tmp_path / "m" / "machine-7-1.train.npz")
+    mm = json.loads(str(merged["meta"]))
+    assert set(mm["runs"]) == {"16", "64"} and any(k.startswith("w16/") for k in merged.files)
+    assert mm["chosen_batch_size"] == int(min(mm["runs"], key=lambda b: mm["runs"][b]["best_val_loss"]))
+
+
+def test_run_lengths_and_empirical_cluster_sizes():
+    e = np.array([[1, 1, 0, 1], [1, 1, 1, 0]], bool)
+    assert calibrate.run_lengths(e).tolist() == [2, 1, 3]
+    # every cluster has exactly 2 points: counts are 0, 2, 4, ... -> P(count > 0) = P(count > 1)
+    tail = calibrate.count_tail(0.1, None, 4, sizes=np.array([2, 2, 2]))
+    lam = 0.1 * 0.5
+    assert tail[0] == pytest.approx(1 - (1 - lam) ** 4) and tail[1] == pytest.approx(tail[0])
+    assert tail[2] == pytest.approx(1 - (1 - lam) ** 4 - 4 * lam * (1 - lam) ** 3)
