@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -49,12 +48,6 @@ def _host() -> str:
 
 def run_dir() -> Path:
     return get_settings().work_dir / "run"
-
-
-def _pyflink_home() -> Path:
-    import pyflink
-
-    return Path(pyflink.__file__).parent
 
 
 def _port_taken(port: int) -> bool:
@@ -129,25 +122,11 @@ def _base_env() -> dict:
     return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
 
 
-def _flink_env() -> dict:
-    rd, port = run_dir(), _ports()["flink"]
-    conf = rd / "flink-conf"
-    conf.mkdir(parents=True, exist_ok=True)
-    for f in (_pyflink_home() / "conf").iterdir():
-        if f.name != "config.yaml":
-            shutil.copy(f, conf / f.name)
-    s = get_settings()
-    (conf / "config.yaml").write_text(
-        "jobmanager:\n  rpc:\n    address: localhost\n    port: 6123\n  bind-host: localhost\n"
-        "  memory:\n    process:\n      size: 1024m\n"
-        "taskmanager:\n  bind-host: localhost\n  host: localhost\n  numberOfTaskSlots: 4\n"
-        "  memory:\n    process:\n      size: 2048m\n"
-        f"rest:\n  address: {_host()}\n  bind-address: {_host()}\n  port: {port}\n"
-        f"execution:\n  checkpointing:\n    dir: file://{s.work_dir / 'checkpoints'}\n    savepoint-dir: file://{s.work_dir / 'savepoints'}\n"
-        f"python:\n  executable: {sys.executable}\n  client:\n    executable: {sys.executable}\n"
-    )
-    (rd / "flink-log").mkdir(exist_ok=True)
-    return {**_base_env(), "FLINK_CONF_DIR": str(conf), "FLINK_LOG_DIR": str(rd / "flink-log")}
+def _flink_spec():
+    """The standalone cluster of ``flink_jobs/cluster.py``: port SG_FLINK_PORT, files in <run dir>/flink."""
+    from flink_jobs.cluster import default_spec
+
+    return default_spec(run_dir=run_dir() / "flink", rest_port=_ports()["flink"], host=_host())
 
 
 def _airflow_env() -> dict:
@@ -196,9 +175,9 @@ def up(timeout_s: float = 240) -> int:
     if not _alive("airflow"):
         _start_airflow()
     if not _healthy(urls["flink"]):
-        env = _flink_env()
-        subprocess.run(["bash", str(_pyflink_home() / "bin" / "start-cluster.sh")], env=env, check=True,
-                       stdout=open(rd / "flink-start.log", "ab"), stderr=subprocess.STDOUT)
+        from flink_jobs import cluster
+
+        cluster.start(_flink_spec(), wait=False)  # the loop below waits for every service together
         (rd / "flink.pid").write_text("cluster")
     deadline = time.monotonic() + timeout_s
     pending = dict(urls)
@@ -206,7 +185,7 @@ def up(timeout_s: float = 240) -> int:
         pending = {k: u for k, u in pending.items() if not _healthy(u)}
         time.sleep(2)
     for name, port in ports.items():
-        log = rd / {"flink": "flink-log", "airflow": "airflow-*.log"}.get(name, f"{name}.log")
+        log = rd / {"flink": "flink/log", "airflow": "airflow-*.log"}.get(name, f"{name}.log")
         print(f"{name:8s} {'up  ' if name not in pending else 'DOWN'} http://{host}:{port}   (logs: {log})")
     if pw.exists() and new_password:
         print(f"Airflow login (generated now, shown once): admin / {airflow_password()}   (stored in {pw})")
@@ -250,8 +229,9 @@ def down() -> int:
     rd = run_dir()
     _stop([*AIRFLOW_COMPONENTS, "airflow", "mlflow"])  # "airflow": the pid file of older versions
     if (rd / "flink.pid").exists():
-        subprocess.run(["bash", str(_pyflink_home() / "bin" / "stop-cluster.sh")], env=_flink_env(),
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        from flink_jobs import cluster
+
+        cluster.stop(_flink_spec())
         (rd / "flink.pid").unlink()
     print("stopped")
     return 0

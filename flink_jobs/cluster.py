@@ -167,10 +167,10 @@ def pids(spec: ClusterSpec, role: str) -> list[int]:
     return out
 
 
-def start(spec: ClusterSpec, timeout_s: float = 90) -> dict:
+def start(spec: ClusterSpec, timeout_s: float = 90, wait: bool = True) -> dict | None:
     """Start JobManager + TaskManagers (idempotent: a cluster already answering on the port is kept).
 
-    Waits until the REST API answers and all TaskManagers registered; returns ``/overview``.
+    With ``wait``, waits until the REST API answers and all TaskManagers registered; returns ``/overview``.
     """
     info = overview(spec.url)
     if info is not None:
@@ -182,7 +182,7 @@ def start(spec: ClusterSpec, timeout_s: float = 90) -> dict:
         _sh(spec, "jobmanager.sh", "start")
     for _ in range(spec.taskmanagers - len(pids(spec, "taskexecutor"))):
         _sh(spec, "taskmanager.sh", "start")
-    return wait_ready(spec, timeout_s)
+    return wait_ready(spec, timeout_s) if wait else None
 
 
 def wait_ready(spec: ClusterSpec, timeout_s: float = 90) -> dict:
