@@ -26,6 +26,7 @@ from flink_jobs.streaming.sinks import FileSinks
 from flink_jobs.streaming.sources import source_from_config
 from flink_jobs.streaming.windowing import (
     END_OF_INPUT,
+    arm_end_of_input,
     model_cache,
     new_state,
     no_model_dead_letters,
@@ -51,12 +52,13 @@ class OrderAndScore(KeyedProcessFunction):
         self.state = runtime_context.get_state(ValueStateDescriptor("sensor", PICKLED))
         self.counters = Counters(runtime_context)
         self.models = model_cache(self.cfg, self.counters, runtime_context, "order-score")
+        self._armed = set()
 
     def process_element(self, row, ctx):
         st = self.state.value()
+        arm_end_of_input(self._armed, ctx)
         if st is None:
             st = {"order": new_state(), "version": None, "detector_state": None}
-            ctx.timer_service().register_event_time_timer(END_OF_INPUT)
         released, problem = order(st["order"], row, self.cfg.out_of_orderness_ms)
         if problem == "duplicate":
             self.counters.inc("duplicates")

@@ -23,7 +23,7 @@ from pyflink.datastream.state import ValueStateDescriptor
 from flink_jobs.streaming.common import DEAD, SCORES, Counters
 from flink_jobs.streaming.config import StreamConfig
 from flink_jobs.streaming.records import DeadLetter, alert_json, dead_letter_json
-from flink_jobs.streaming.windowing import END_OF_INPUT, model_cache
+from flink_jobs.streaming.windowing import arm_end_of_input, model_cache
 
 
 def window_dead_letter(win: tuple, reason: str, detail: str = "") -> str:
@@ -43,6 +43,7 @@ class ScoreWindows(KeyedProcessFunction):
         self.counters = Counters(runtime_context)
         self.models = model_cache(self.cfg, self.counters, runtime_context, "score")
         self.scored = 0
+        self._armed = set()
         threads = int(os.environ.get("SG_TORCH_THREADS", "1"))
         try:
             import torch
@@ -53,9 +54,9 @@ class ScoreWindows(KeyedProcessFunction):
 
     def process_element(self, win, ctx):
         st = self.state.value()
+        arm_end_of_input(self._armed, ctx)
         if st is None:
             st = {"version": None, "history": None, "queue": []}
-            ctx.timer_service().register_event_time_timer(END_OF_INPUT)
         st["queue"].append(win)
         if len(st["queue"]) >= self.cfg.batch_size:
             yield from self._flush(ctx.get_current_key(), st)

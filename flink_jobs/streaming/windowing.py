@@ -23,6 +23,19 @@ from flink_jobs.streaming.records import DeadLetter, Row, dead_letter_json
 END_OF_INPUT = 2**63 - 2  # event-time timer that fires only on the final watermark of a bounded input
 
 
+def arm_end_of_input(armed: set, ctx) -> None:
+    """Register the END_OF_INPUT timer of the current key once per operator attempt.
+
+    Not only when the key's state is created: after a restore from a checkpoint taken just after a key's
+    first rows, PyFlink gave back the key's ValueState but not its timer, so the held-back rows were never
+    flushed and the last window was lost (issue 7). Registering the same timestamp again is a no-op in Flink.
+    """
+    key = ctx.get_current_key()
+    if key not in armed:
+        armed.add(key)
+        ctx.timer_service().register_event_time_timer(END_OF_INPUT)
+
+
 def new_state() -> dict:
     return {"max": None, "last": None, "pending": {}, "buf": [], "index": 0, "recent": []}
 
@@ -100,12 +113,13 @@ class OrderAndWindow(KeyedProcessFunction):
         self.state = runtime_context.get_state(ValueStateDescriptor("series", Types.PICKLED_BYTE_ARRAY()))
         self.counters = Counters(runtime_context)
         self.models = model_cache(self.cfg, self.counters, runtime_context, "order-window")
+        self._armed = set()
 
     def process_element(self, row, ctx):
         st = self.state.value()
+        arm_end_of_input(self._armed, ctx)
         if st is None:
             st = new_state()
-            ctx.timer_service().register_event_time_timer(END_OF_INPUT)
         released, problem = order(st, row, self.cfg.out_of_orderness_ms)
         if problem == "duplicate":
             self.counters.inc("duplicates")
