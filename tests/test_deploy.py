@@ -48,7 +48,7 @@ def standalone_cluster(tmp_root):
                                       "restart-strategy.type": "fixed-delay",
                                       "restart-strategy.fixed-delay.attempts": "20",
                                       "restart-strategy.fixed-delay.delay": "1 s"})
-    cluster.start(spec)
+    cluster.start(spec, wait=False)  # JVMs come up while the models train; users call wait_ready
     yield spec
     cluster.stop(spec)
 
@@ -85,6 +85,7 @@ def _set_production(version: str) -> None:
 def live(standalone_cluster, models, tmp_path_factory):
     """The deployer and folders of the module's job (submitted with v1 in production)."""
     root = tmp_path_factory.mktemp("deploy")
+    cluster.wait_ready(standalone_cluster)
     old = os.environ.get("SG_STREAM_MODEL_REFRESH_S")
     os.environ["SG_STREAM_MODEL_REFRESH_S"] = "1e9"  # only redeploys change the model here, not the hot refresh
     job_args = ["--landing-dir", str(root / "landing"), "--out-dir", str(root / "out"), "--parallelism", "1",
@@ -211,14 +212,16 @@ def test_redeploy_dag_follows_a_promotion(live, models, standalone_cluster, airf
 def test_taskmanager_killed_mid_stream_output_stays_exactly_once(live, standalone_cluster):
     d = live["d"]
     job = d.state()["job_id"]
-    _replay(live, 1300, 1600)
-    time.sleep(1.0)
+    _replay(live, 1300, 1450)
+    time.sleep(0.5)
     cluster.kill_taskmanager(standalone_cluster)
+    _replay(live, 1450, 1600)  # published while the job has no TaskManager
     cluster.add_taskmanager(standalone_cluster)
     scores = _scores_until(live, 1600, timeout_s=150)
     starts = [r["row_index"] for r in scores]
     assert starts == _expected_starts(1600), "lost or duplicated windows after the TaskManager failure"
     assert d.rest.job(job)["state"] == "RUNNING"
+    assert d.rest.exceptions(job), "the job saw no failure: the TaskManager kill did not reach it"
 
 
 def test_no_cluster_gives_a_clear_message(tmp_path):
