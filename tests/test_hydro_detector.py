@@ -8,6 +8,7 @@ import pytest
 from serving.core.event_metrics import all_metrics, runs
 from serving.core.hydro_detector import KEYS, fit_detector
 from training.data.synthetic_hydro import generate
+from training.hydro.evaluate import VARIANTS
 
 
 @pytest.fixture(scope="module")
@@ -40,12 +41,13 @@ def test_markov_verification_drops_candidates_and_rules_fill_blocks(synth):
     valid = np.isfinite(x)
     res = {
         name: all_metrics(y, det.variant(**kw).score_series(x, ts)["anomalous"], ts, valid)
-        for name, kw in {"arima": dict(use_markov=False, use_rules=False),
-                         "markov": dict(use_rules=False), "full": {}}.items()
+        for name, kw in {"arima": VARIANTS["arima"], "markov": VARIANTS["arima+markov"], "full": {}}.items()
     }
-    assert res["markov"]["fp"] < res["arima"]["fp"]  # verification removes false candidates
-    assert res["markov"]["specificity"] > max(0.98, res["arima"]["specificity"])
-    assert res["full"]["sensitivity"] > res["arima"]["sensitivity"]  # persistence covers blocks
+    assert res["markov"]["fp"] < res["arima"]["fp"] / 2  # verification removes false candidates
+    assert res["markov"]["specificity"] > res["arima"]["specificity"]
+    # the full detector: persistence rules cover blocks, the return rule and robust interval keep FPs rare
+    assert res["full"]["sensitivity"] > res["arima"]["sensitivity"] + 0.15
+    assert res["full"]["specificity"] >= 0.99
     assert res["full"]["event_recall"] >= 0.5
 
 

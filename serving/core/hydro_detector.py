@@ -29,14 +29,16 @@ The streaming state is a plain dict of floats and short tuples (pickled into Fli
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from serving.core import arima as ar
 from serving.core import markov as mk
 
-KEYS = ("forecast", "lower", "upper", "candidate", "verified", "anomaly_probability", "anomalous")
+KEYS = ("forecast", "lower", "upper", "candidate", "verified", "anomaly_probability", "anomalous", "reasons")
+# bits of the ``reasons`` output: which rule(s) flagged the point
+R_VERIFIED, R_BLOCK, R_STUCK, R_EXCURSION, R_DRIFT = 1, 2, 4, 8, 16
 
 
 @dataclass
@@ -47,13 +49,22 @@ class HydroDetector:
     history_tail: np.ndarray
     change_threshold: float
     window: int = 30
-    level: float = 0.95
+    level: float = 0.99  # chosen on synthetic calibration seeds 2-3 (the paper's 0.95 is the ARIMA-alone row)
     mode: str = "incremental"
     min_probability: float = 0.5
     hold: int = 16
     density_window: int = 24
     density_on: float = 0.4
     density_off: float = 0.2
+    block_rule: str = "rough"  # "rough" (roughness of the increments) or "density" (session-1 candidate share)
+    rough_window: int = 24
+    rough_on: float = 4.0
+    rough_off: float = 2.0
+    rough_local: bool = True  # scale by the recent unflagged spread when it is larger than the history's
+    rough_order: int = 1  # 1: spread of the increments, 2: of their differences (see rough_ratio)
+    rough_scale: float | None = None  # median rolling robust spread of the history's increments
+    excursion_onset: bool = True  # an excursion only continues a block that another rule started
+    state_scale: tuple | None = None  # set for (level, first difference) states: (level sd, difference sd)
     stuck_run: int | None = 12
     stuck_eps: float = 0.0
     baseline_points: int = 192
@@ -72,7 +83,11 @@ class HydroDetector:
 
     def _prepare(self):
         self._inc = ar.IncrementalArima(self.arima, self.level)
-        self._mid = tuple(float(v) for v in (self.centroids[:-1] + self.centroids[1:]) / 2)
+        if self.state_scale is None:
+            self._mid = tuple(float(v) for v in (self.centroids[:-1] + self.centroids[1:]) / 2)
+        else:
+            sx, sd = self.state_scale
+            self._mid = tuple((float(u) / sx, float(v) / sd) for u, v in self.centroids)
         p = mk.transition_matrix(self.counts)
         self._p = tuple(tuple(float(v) for v in row) for row in p)
         self._pmax = tuple(max(row) for row in self._p)
@@ -87,10 +102,11 @@ class HydroDetector:
         self.__dict__.update(d)
         self._prepare()
 
-    def variant(self, **changes) -> HydroDetector:
-        """A copy with some settings changed (e.g. ``mode='refit'``, ``use_markov=False``)."""
-        from dataclasses import replace
-
+    def variant(self, robust_sigma: bool | None = None, **changes) -> HydroDetector:
+        """A copy with some settings changed (e.g. ``mode='refit'``, ``use_markov=False``; ``robust_sigma``
+        switches the interval between the robust and the MLE innovation spread)."""
+        if robust_sigma is not None:
+            changes["arima"] = replace(self.arima, use_robust=bool(robust_sigma and self.arima.robust_sigma))
         return replace(self, **changes)
 
     @property
@@ -104,6 +120,7 @@ class HydroDetector:
             "arima": self._inc.initial_state(tail),
             "window": tuple(float(v) for v in tail[-self.window :]) if self.mode == "refit" else (),
             "ref": float(tail[-1]),
+            "ref_dx": float(tail[-1] - tail[-2]) if len(tail) > 1 else 0.0,
             "last_raw": float(tail[-1]),
             "last_ts": None,
             "streak": 0,
@@ -113,6 +130,8 @@ class HydroDetector:
             "base": tuple(float(v) for v in tail[-self.baseline_points :]),
             "recent": tuple(float(v) for v in tail[-8:]),
             "exc_len": 0,
+            "dx": tuple(float(v) for v in np.diff(tail)[-self.rough_window :]),
+            "rbase": (),
         }
 
     def _forecast(self, state) -> tuple[float, float, float]:
@@ -134,10 +153,10 @@ class HydroDetector:
             s["last_ts"] = ts_ms
             lo, hi = self._inc.interval(value)
             return s, {"forecast": value, "lower": lo, "upper": hi, "candidate": False, "verified": False,
-                       "anomaly_probability": math.nan, "anomalous": False}
+                       "anomaly_probability": math.nan, "anomalous": False, "reasons": 0}
         f, lo, hi = self._forecast(s)
         out = {"forecast": f, "lower": lo, "upper": hi, "candidate": False, "verified": False,
-               "anomaly_probability": math.nan, "anomalous": False}
+               "anomaly_probability": math.nan, "anomalous": False, "reasons": 0}
         if value is None or not math.isfinite(value):
             # a dropout: advance the model on its own forecast, keep the reference and the rule counters
             s["arima"] = self._inc.step(s["arima"], f, f if self.mode == "incremental" else None)
@@ -146,57 +165,88 @@ class HydroDetector:
             return s, out
         s["last_ts"] = ts_ms
         cand = bool(value < lo or value > hi)
-        i = mk.assign_one(self._mid, s["ref"])
-        j = mk.assign_one(self._mid, value)
+        if self.state_scale is None:
+            i, j = mk.assign_one(self._mid, s["ref"]), mk.assign_one(self._mid, value)
+        else:
+            i = mk.assign_one_2d(self._mid, self.state_scale, s["ref"], s.get("ref_dx", 0.0))
+            j = mk.assign_one_2d(self._mid, self.state_scale, value, value - s["ref"])
         p_ij = self._p[i][j]
         a = 1.0 - p_ij / self._pmax[i] if self._pmax[i] > 0 else 1.0
         verified = mk.verify(cand, p_ij, a, value - s["ref"], self.change_threshold, self.min_probability) \
             if self.use_markov else cand
         flagged = verified
+        reasons = R_VERIFIED * bool(verified)
         if self.use_rules:
             bits = ((s["cand_bits"] << 1) | int(cand)) & ((1 << self.density_window) - 1)
-            share = bits.bit_count() / self.density_window
-            in_block = share >= self.density_on or (s["in_block"] and share > self.density_off)
+            dxs = (s["dx"] + (value - s["last_raw"],))[-self.rough_window :]
+            if self.block_rule == "rough":
+                spread = rough_spread(dxs, self.rough_order)
+                scale = self.rough_scale or 0.0
+                if self.rough_local and len(s["rbase"]) >= 8:
+                    # the typical spread of the last unflagged points, when larger: high flows are rougher
+                    scale = max(scale, sorted(s["rbase"])[len(s["rbase"]) // 2])
+                r = spread / scale if spread is not None and scale > 0 else 0.0
+                in_block = r >= self.rough_on or (s["in_block"] and r > self.rough_off)
+            else:
+                spread = None
+                share = bits.bit_count() / self.density_window
+                in_block = share >= self.density_on or (s["in_block"] and share > self.density_off)
             flat = s["flat_run"] + 1 if abs(value - s["last_raw"]) <= self.stuck_eps else 0
             stuck = self.stuck_run is not None and flat + 1 >= self.stuck_run
-            excursion = self._excursion(s, value)
+            env = self._envelope(s, value)
+            excursion = env == 1
+            if s["streak"] > 0 and env == 0:
+                # back inside the pre-anomaly envelope: the jump that ends an anomaly is not a new one
+                verified = False
+            if self.excursion_onset and s["exc_len"] == 0:
+                # leaving the envelope smoothly (a flood's rising limb) is not an anomaly by itself
+                excursion = excursion and bool(verified or in_block or stuck)
             exc_len = s["exc_len"] + 1 if excursion else 0
             recent = (s["recent"] + (value,))[-8:]
             base = s["base"]
             if excursion and exc_len > self.max_excursion and not in_block:
                 base, excursion, exc_len = recent, False, 0  # accept the new level
             flagged = verified or in_block or stuck or excursion
+            reasons = (R_VERIFIED * verified) | (R_BLOCK * in_block) | (R_STUCK * stuck) | (R_EXCURSION * excursion)
+            rbase = s["rbase"]
             if not flagged:
                 base = (base + (value,))[-self.baseline_points :]
-            s.update(cand_bits=bits, in_block=in_block, flat_run=flat, exc_len=exc_len, recent=recent, base=base)
+                if self.block_rule == "rough" and spread is not None:
+                    rbase = (rbase + (spread,))[-self.baseline_points :]
+            s.update(cand_bits=bits, in_block=in_block, flat_run=flat, exc_len=exc_len, recent=recent, base=base,
+                     dx=dxs, rbase=rbase)
         s["last_raw"] = value
         s["streak"] = s["streak"] + 1 if flagged else 0
         use = f if (flagged and s["streak"] <= self.hold) else value
         s["arima"] = self._inc.step(s["arima"], use, f if self.mode == "incremental" else None)
         if self.mode == "refit":
             s["window"] = (s["window"] + (use,))[-self.window :]
+        s["ref_dx"] = use - s["ref"]
         s["ref"] = use
         out.update(candidate=cand, verified=bool(verified), anomaly_probability=a if cand else math.nan,
-                   anomalous=bool(flagged))
+                   anomalous=bool(flagged), reasons=int(reasons))
         return s, out
 
-    def _excursion(self, s: dict, value: float) -> bool:
+    def _envelope(self, s: dict, value: float) -> int:
+        """1 when ``value`` is outside the baseline envelope (more than ``change_threshold`` and
+        ``excursion_sigmas`` robust sigmas from the median of the recent unflagged values), 0 inside,
+        -1 while the baseline is too short to tell."""
         base = s["base"]
         if len(base) < max(8, self.baseline_points // 4):
-            return False
+            return -1
         ordered = sorted(base)
         med = ordered[len(ordered) // 2]
         dev = abs(value - med)
         if dev <= self.change_threshold:
-            return False
+            return 0
         mad = sorted(abs(v - med) for v in base)[len(base) // 2] * 1.4826
-        return dev > self.excursion_sigmas * mad
+        return int(dev > self.excursion_sigmas * mad)
 
     def _restart(self, s: dict, value: float) -> dict:
         need = self._inc.n_levels + 1
         s = dict(s, arima=(tuple([float(value)] * need)[-max(self._inc.n_levels, 1):], (0.0,) * self._inc.q),
-                 ref=float(value), last_raw=float(value), streak=0, cand_bits=0, in_block=False, flat_run=0,
-                 recent=(float(value),), exc_len=0)
+                 ref=float(value), ref_dx=0.0, last_raw=float(value), streak=0, cand_bits=0, in_block=False, flat_run=0,
+                 recent=(float(value),), exc_len=0, dx=())
         if self.mode == "refit":
             s["window"] = (float(value),)
         return s
@@ -207,13 +257,52 @@ class HydroDetector:
         x = np.asarray(values, dtype=float)
         t = np.arange(len(x), dtype=np.int64) if ts is None else np.asarray(ts, dtype=np.int64)
         st = self.new_state() if state is None else state
-        cols = {k: np.empty(len(x), dtype=bool if k in ("candidate", "verified", "anomalous") else float)
-                for k in KEYS}
+        cols = {k: np.empty(len(x), dtype=bool if k in ("candidate", "verified", "anomalous") else
+                            np.int64 if k == "reasons" else float) for k in KEYS}
         for n in range(len(x)):
             st, out = self.update(st, int(t[n]), float(x[n]))
             for k in KEYS:
                 cols[k][n] = out[k]
         return (cols, st) if return_state else cols
+
+
+def rough_ratio(dxs, scale: float | None, order: int = 2) -> float:
+    spread = rough_spread(dxs, order)
+    return spread / scale if scale and spread is not None else 0.0
+
+
+def rough_spread(dxs, order: int = 2) -> float | None:
+    """Robust spread (1.4826 MAD) of the recent increments (``order`` 1) or of their differences (``order`` 2,
+    the default) over the history's typical spread: noise-like jitter (ice, a sensor being handled or fouled)
+    raises it; smooth rises and recessions (a flood's limbs, the daily snowmelt cycle) do not, as their
+    increments change slowly."""
+    if order == 2:
+        dxs = [b - a for a, b in zip(dxs[:-1], dxs[1:])]
+    if len(dxs) < 8:
+        return None
+    ordered = sorted(dxs)
+    med = ordered[len(ordered) // 2]
+    return 1.4826 * sorted(abs(v - med) for v in dxs)[len(dxs) // 2]
+
+
+def rough_scale_of(values: np.ndarray, window: int = 24, order: int = 2) -> float | None:
+    """Median over the history of the rolling robust spread that ``rough_ratio`` computes (robust to
+    anomalous stretches covering less than half the history); None when undefined."""
+    x = np.asarray(values, dtype=float)
+    dx = np.diff(x)
+    dx = dx[np.isfinite(dx)]
+    if order == 2:
+        window -= 1
+        dx = np.diff(dx)
+    if len(dx) < 2 * window:
+        return None
+    w = np.lib.stride_tricks.sliding_window_view(dx, window)[:: max(1, len(dx) // 5000)]
+    med = np.median(w, axis=1, keepdims=True)
+    mad = 1.4826 * np.median(np.abs(w - med), axis=1)
+    scale = float(np.median(mad))
+    if scale <= 0:  # quantised sensors: fall back to the mean spread
+        scale = float(np.mean(mad))
+    return scale if scale > 0 else None
 
 
 def stuck_run_length(values: np.ndarray, eps: float = 0.0, floor: int = 6) -> int:
@@ -253,6 +342,8 @@ def fit_detector(
     k_range: tuple[int, ...] = (2, 3, 4, 5, 6, 7, 8),
     max_order_points: int = 1000,
     seed: int = 0,
+    diff_states: bool = False,
+    robust_sigma: bool = True,
     **settings,
 ) -> HydroDetector:
     """Fit everything from history only: ARIMA (order by AIC + ADF unless given; parameters refitted on the
@@ -263,8 +354,16 @@ def fit_detector(
     if arima_params is None:
         arima_params = (ar.fit_arima(x[-max_order_points:], order) if order
                         else ar.select_order(x, max_points=max_order_points))
-    states = mk.fit_states(x, k_range=k_range, seed=seed)
-    counts = mk.transition_counts(mk.assign(states.centroids, x), states.k)
+    # past anomalies in the history (dropouts, spikes) inflate the MLE innovation variance: the interval uses
+    # the robust (MAD) spread of the in-sample residuals instead
+    arima_params = replace(arima_params, use_robust=bool(robust_sigma and arima_params.robust_sigma))
+    states = mk.fit_states(x, k_range=k_range, seed=seed, use_diff=diff_states)
+    if diff_states:
+        f = mk.features(x)
+        seq = mk.assign_2d(states.centroids, states.scale, f[:, 0], f[:, 1])
+    else:
+        seq = mk.assign(states.centroids, x)
+    counts = mk.transition_counts(seq, states.k)
     max_gap = None
     if ts is not None and len(ts) > 2:
         step = float(np.median(np.diff(np.asarray(ts, dtype=np.int64))))
@@ -273,11 +372,13 @@ def fit_detector(
     det = HydroDetector(
         arima=arima_params,
         centroids=states.centroids,
+        state_scale=states.scale,
         counts=counts,
         history_tail=finite[-(window + 240):],
         change_threshold=float(change_threshold if change_threshold is not None else default_change_threshold(x)),
         window=window,
         stuck_run=stuck_run_length(x),
+        rough_scale=rough_scale_of(x, settings.get("rough_window", 24), settings.get("rough_order", 1)),
         max_gap_ms=max_gap,
         meta={"inertia": states.inertia, "silhouette": states.silhouette, "k_scores": states.k_scores,
               "n_history": int(len(finite))},

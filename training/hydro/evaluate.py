@@ -19,9 +19,12 @@ from serving.core.hydro_detector import HydroDetector, fit_detector
 
 DAY_MS = 86_400_000
 
+# "arima" and "arima+markov" are the paper's method (95 % interval from the MLE innovation variance);
+# "full" is the detector as fitted (robust spread, its own level, persistence rules)
+PAPER_INTERVAL = {"level": 0.95, "robust_sigma": False}
 VARIANTS = {
-    "arima": {"use_markov": False, "use_rules": False},
-    "arima+markov": {"use_markov": True, "use_rules": False},
+    "arima": {"use_markov": False, "use_rules": False, **PAPER_INTERVAL},
+    "arima+markov": {"use_markov": True, "use_rules": False, **PAPER_INTERVAL},
     "full": {"use_markov": True, "use_rules": True},
 }
 

@@ -94,8 +94,10 @@ def fit_sensor(series_id: str, history_df: pd.DataFrame, eval_df: pd.DataFrame |
         out_eval = det.score_series(ev_x, ev_t)
         if "label" in e:
             evaluation = {}
-            for variant, kw in {"arima": dict(use_markov=False, use_rules=False),
-                                "arima_markov": dict(use_rules=False), "full": {}}.items():
+            from training.hydro.evaluate import VARIANTS
+
+            for variant, kw in {"arima": VARIANTS["arima"], "arima_markov": VARIANTS["arima+markov"],
+                                "full": {}}.items():
                 flags = out_eval["anomalous"] if variant == "full" else det.variant(**kw).score_series(ev_x, ev_t)[
                     "anomalous"]
                 evaluation[variant] = all_metrics(e["label"].to_numpy(), flags, ev_t, np.isfinite(ev_x))
