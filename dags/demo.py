@@ -7,7 +7,10 @@ Steps, through the project's real DAGs (Airflow ``dag.test()`` on a SQLite metad
 2. clean them on Flink (``clean_data``) and print the cleaning report;
 3. train, calibrate, register and promote the LSTM-ED models (``train_lstm_ed``);
 4. refit, register and promote the hydro models (``refit_hydro``);
-5. start the streaming job, replay part of the test data, print the alert summary.
+5. start the streaming job, replay part of the test data, print the alert summary;
+6. redeploy: run the LSTM job on the wheel's standalone Flink cluster, retrain one machine
+   (``train_lstm_ed``), promote the new version, let ``redeploy_scoring`` stop the job with a savepoint
+   and resubmit it, and print the model version of the windows scored before and after the switch.
 It lives beside the DAGs (the top layer) because it drives all of them; ``.airflowignore`` keeps the
 scheduler from parsing it.
 """
@@ -117,6 +120,109 @@ def production_table(prefix: str, metrics: list[str]) -> str:
     return "\n".join(rows)
 
 
+def _wait_windows(scores_dir: Path, n: int, timeout_s: float = 180) -> list[dict]:
+    from flink_jobs.streaming.sinks import read_records
+
+    deadline = time.monotonic() + timeout_s
+    recs = []
+    while time.monotonic() < deadline:
+        recs = read_records(scores_dir)
+        if len(recs) >= n:
+            break
+        time.sleep(0.5)
+    return sorted(recs, key=lambda r: r["row_index"])
+
+
+def start_demo_cluster():
+    """The demo's own standalone cluster (free ports, files in <work dir>/run/flink-demo); returns at once."""
+    import socket
+
+    from flink_jobs import cluster
+
+    def free_port() -> int:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return sock.getsockname()[1]
+
+    spec = cluster.ClusterSpec(run_dir=get_settings().work_dir / "run" / "flink-demo", rest_port=free_port(),
+                               rpc_port=free_port(), slots=2, tm_memory="1536m", jm_memory="768m")
+    cluster.start(spec, wait=False)
+    return spec
+
+
+def redeploy_demo(machine: str, hidden: int = 64, rows: int = 600, spec=None, echo=print) -> dict:
+    """Live model switch: LSTM job on a standalone cluster, retrain + promote ``machine``, redeploy DAG.
+
+    Returns versions before/after, job ids, the savepoint and the windows scored by each version.
+    """
+    from flink_jobs import cluster, deploy, replay
+    from training import registry
+
+    s = get_settings()
+    root = s.work_dir / "redeploy_demo" / time.strftime("%Y%m%d-%H%M%S")
+    name = registry.registry_name("lstm_ed", machine)
+    os.environ["SG_STREAM_MODEL_REFRESH_S"] = "1e9"  # the switch below comes from the redeploy, not the hot refresh
+    spec = spec or start_demo_cluster()
+    echo(f"Flink standalone cluster at {spec.url}")
+    cluster.wait_ready(spec)
+    d = deploy.Deployer(spec.address, "lstm_ed", state_dir=root / "state", savepoint_dir=root / "savepoints",
+                        echo=echo)
+    out = root / "out"
+    try:
+        first = d.submit(["--landing-dir", str(root / "landing"), "--out-dir", str(out), "--parallelism", "1",
+                          "--series", machine, "--every-window", "--checkpoint-interval-ms", "500",
+                          "--discovery-interval-ms", "200"], verify_timeout_s=0)
+        n_windows = len(range(0, rows - 100 + 1, 90))
+        replay.write_landing(replay.smd_lines(s.smd_dir, machine, 0, rows), root / "landing",
+                             rows_per_file=rows, prefix="before", progress=False)
+        before = _wait_windows(out / "scores", n_windows)
+        echo(f"job {first['job_id']}: {len(before)} windows scored by {name} v{first['versions'].get(name)}")
+        run_dag("train_lstm_ed", {"machines": [machine], "max_epochs": 1, "hidden": hidden})
+        registry.configure()
+        newest = max(int(v.version) for v in _client().search_model_versions(f"name='{name}'"))
+        prod = registry.version_by_alias(name)
+        note = "promoted by validation"
+        if prod is None or int(prod.version) != newest:
+            reason = _client().get_model_version(name, str(newest)).tags.get("promotion", "")
+            note = f"validation kept v{prod.version if prod else '-'} ({reason}); promoted by hand, as in the MLflow UI"
+            with registry.sqlite_write_lock():
+                _client().set_registered_model_alias(name, registry.PRODUCTION, str(newest))
+        echo(f"{name}: production -> v{newest} ({note})")
+        run_dag("redeploy_scoring", {"families": ["lstm_ed"], "jobmanager": spec.address,
+                                     "state_dir": str(root / "state"), "verify_timeout_s": 0})
+        st = d.state()
+        replay.write_landing(replay.smd_lines(s.smd_dir, machine, rows, rows), root / "landing",
+                             rows_per_file=rows, prefix="after", progress=False)
+        scores = _wait_windows(out / "scores", len(range(0, 2 * rows - 100 + 1, 90)))
+        by_version: dict[str, list[int]] = {}
+        for r in scores:
+            by_version.setdefault(r["model_version"], []).append(r["row_index"])
+        result = {"model": name, "before": first["versions"].get(name), "after": st["versions"].get(name),
+                  "jobs": [first["job_id"], st["job_id"]], "savepoint": st.get("last_savepoint"),
+                  "windows_by_version": by_version, "promotion": note, "state_file": str(deploy.state_path(
+                      "lstm_ed", root / "state"))}
+        d.rest.cancel(st["job_id"])
+    finally:
+        cluster.stop(spec)
+    echo(format_redeploy(result))
+    return result
+
+
+def _client():
+    from mlflow import MlflowClient
+
+    return MlflowClient()
+
+
+def format_redeploy(r: dict) -> str:
+    spans = ", ".join(f"v{v}: windows at rows {min(ix)}-{max(ix) + 99} ({len(ix)})"
+                      for v, ix in sorted(r["windows_by_version"].items(), key=lambda kv: min(kv[1])))
+    return (f"{r['model']}: production v{r['before']} -> v{r['after']} ({r['promotion']})\n"
+            f"  job {r['jobs'][0]} stopped with savepoint {r['savepoint']}\n"
+            f"  job {r['jobs'][1]} resumed from it; live output: {spans}\n"
+            f"  deployment history: {r['state_file']}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Run the pipeline end to end on embedded defaults (Flink mini-cluster, SQLite Airflow and "
@@ -128,18 +234,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=3, help="max LSTM-ED epochs in the default (small) run")
     parser.add_argument("--stream-rows", type=int, default=3000, help="test rows per machine to replay")
     parser.add_argument("--skip-stream", action="store_true", help="stop after training")
+    parser.add_argument("--skip-redeploy", action="store_true",
+                        help="skip the last step (standalone cluster, retrain + promote one machine, live redeploy)")
+    parser.add_argument("--redeploy-only", action="store_true",
+                        help="run only the redeploy step, on the models already in the registry")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     _airflow_env()
+    if args.redeploy_only:
+        use_synthetic_data_if_missing(args.seed)
+        ensure_airflow_db()
+        redeploy_demo(demo_machines(args.full)[0], hidden=200 if args.full else 64)
+        return 0
     from tqdm import tqdm
 
     started = time.perf_counter()
     synthetic = use_synthetic_data_if_missing(args.seed)
     machines = demo_machines(args.full)
     s = get_settings()
-    steps = ["raw input", "airflow db", "clean (Flink)", "train LSTM-ED", "refit hydro", "stream (Flink)"]
+    steps = ["raw input", "airflow db", "clean (Flink)", "train LSTM-ED", "refit hydro", "stream (Flink)", "redeploy"]
     if args.skip_stream:
+        steps = steps[:-2]
+    elif args.skip_redeploy:
         steps.pop()
+    # the standalone cluster of the last step boots while the first steps run
+    spec = start_demo_cluster() if "redeploy" in steps else None
     with tqdm(total=len(steps), desc="demo", unit="step", position=0) as bar:
         bar.set_postfix_str(steps[0])
         truths = produce_raw(machines, args.seed)
@@ -168,6 +287,11 @@ def main(argv: list[str] | None = None) -> int:
 
             stream = run_stream_demo(machines, rows=args.stream_rows, echo=lambda *_: None)
             bar.update()
+        redeploy = None
+        if "redeploy" in steps:
+            bar.set_postfix_str(steps[-1])
+            redeploy = redeploy_demo(machines[0], hidden=lstm_conf["hidden"], spec=spec, echo=lambda *_: None)
+            bar.update()
 
     from flink_jobs.clean_job import format_report
     from training.data.cleaned import read_report
@@ -190,6 +314,9 @@ def main(argv: list[str] | None = None) -> int:
 
         print("\n## Streaming (Flink job on the embedded mini-cluster)\n")
         print(format_summary(stream))
+    if redeploy is not None:
+        print("\n## Redeploy (standalone Flink cluster, `redeploy_scoring` DAG)\n")
+        print(format_redeploy(redeploy))
     print(f"\nCleaned data: {s.cleaned_dir}\nMLflow store: {s.mlflow_tracking_uri} (artifacts in {s.artifact_root})")
     print("Open the UIs: `.venv/bin/mlflow ui --backend-store-uri " + s.mlflow_tracking_uri
           + "` and `AIRFLOW_HOME=" + str(s.airflow_home) + " .venv/bin/airflow standalone` (see README).")
