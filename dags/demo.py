@@ -259,6 +259,12 @@ def main(argv: list[str] | None = None) -> int:
         steps.pop()
     # the standalone cluster of the last step boots while the first steps run
     spec = start_demo_cluster() if "redeploy" in steps else None
+    if spec is not None:
+        import atexit
+
+        from flink_jobs import cluster
+
+        atexit.register(cluster.stop, spec)  # also when a step fails; a no-op once redeploy_demo stopped it
     with tqdm(total=len(steps), desc="demo", unit="step", position=0) as bar:
         bar.set_postfix_str(steps[0])
         truths = produce_raw(machines, args.seed)
