@@ -11,6 +11,7 @@ from flink_jobs import replay
 from flink_jobs.streaming import hydro_job
 from flink_jobs.streaming.config import from_env
 from flink_jobs.streaming.sinks import read_records
+from flink_jobs.streaming.status import read_status
 from serving.settings import get_settings
 
 pytestmark = pytest.mark.slow
@@ -54,3 +55,7 @@ def test_hydro_stream_equals_batch(hydro_model, flink_stream_env, tmp_path):
     alerts = read_records(cfg.alerts_dir)
     assert len(alerts) == int(batch["anomalous"].sum())
     assert {a["model_version"] for a in points} == {str(hydro_model["model_version"])}
+    status = read_status(cfg.status_path)  # the scoring operator's status: it loaded the model lazily
+    assert status and {r["family"] for r in status.values()} == {"hydro"}
+    served = [r["models"] for r in status.values() if r["models"]]
+    assert served == [{"hydro-streamtest-stage": {"version": str(hydro_model["model_version"]), "source": "registry"}}]

@@ -21,6 +21,7 @@ from flink_jobs.streaming import lstm_job
 from flink_jobs.streaming.config import from_env
 from flink_jobs.streaming.models import ModelCache
 from flink_jobs.streaming.sinks import read_records
+from flink_jobs.streaming.status import StatusFile, read_status
 from serving.settings import get_settings
 
 pytestmark = pytest.mark.slow
@@ -94,6 +95,19 @@ def test_dead_letters_carry_raw_line_and_reason(clean_run):
     assert by_reason["no_production_model"]["series_id"] == "machine-2-1"
 
 
+def test_scoring_operators_write_status_files(model, clean_run):
+    result, _ = model
+    cfg = clean_run[0]
+    status = read_status(cfg.status_path)
+    # one per scoring subtask that got data (PyFlink opens a Python operator with its first bundle)
+    assert status and set(status) <= {"lstm_ed-0", "lstm_ed-1"}
+    name = result["model_name"]
+    for rec in status.values():
+        assert rec["family"] == "lstm_ed" and rec["registry_reachable"] is True
+        assert rec["models"] == {name: {"version": str(result["model_version"]), "source": "registry"}}
+        assert rec["started_ms"] <= rec["updated_ms"]
+
+
 def test_stream_equals_batch_scoring(model, clean_run):
     result, test = model
     _, scores, alerts, _ = clean_run
@@ -139,17 +153,26 @@ def test_registry_unreachable_keeps_serving_from_memory_and_disk(model, tmp_path
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
     s = get_settings()
     events = []
+    status = StatusFile(tmp_path / "status", "lstm_ed", 0)
     cache = ModelCache("lstm_ed", s.mlflow_tracking_uri, cache_dir=str(tmp_path), refresh_s=0,
-                       on_event=lambda kind, msg: events.append(kind))
+                       on_event=lambda kind, msg: events.append(kind), on_change=status.update)
     first = cache.get(SERIES)
     assert first.origin == "registry" and first.version == str(result["model_version"])
+    served = {first.name: {"version": first.version, "source": "registry"}}
+    assert read_status(tmp_path / "status")["lstm_ed-0"]["models"] == served
     down = "http://127.0.0.1:9"  # nothing listens on the discard port
     cache.tracking_uri = cache.registry_uri = down
     cache._client = None
     assert cache.get(SERIES) is first and events[-1] == "registry_unreachable"
-    cold = ModelCache("lstm_ed", down, cache_dir=str(tmp_path), on_event=lambda kind, msg: events.append(kind))
+    rec = read_status(tmp_path / "status")["lstm_ed-0"]
+    assert rec["registry_reachable"] is False and rec["models"] == served
+    cold_status = StatusFile(tmp_path / "status", "lstm_ed", 1)
+    cold = ModelCache("lstm_ed", down, cache_dir=str(tmp_path), on_event=lambda kind, msg: events.append(kind),
+                      on_change=cold_status.update)
     again = cold.get(SERIES)
     assert again.origin == "disk" and again.version == first.version and events[-1] == "registry_unreachable"
+    assert read_status(tmp_path / "status")["lstm_ed-1"]["models"] == {
+        first.name: {"version": first.version, "source": "disk_cache"}}
     w = np.zeros((1, again.detector.length, again.detector.n_channels), np.float32)
     np.testing.assert_allclose(again.detector.score_windows(w)["max_score"],
                                first.detector.score_windows(w)["max_score"])

@@ -28,6 +28,8 @@ def add_common_args(p: argparse.ArgumentParser, family: str) -> None:
     d = from_env(family)
     p.add_argument("--landing-dir", default=d.landing_dir, help="folder watched for new landing files")
     p.add_argument("--out-dir", default=d.out_dir, help="alerts/, scores/ and dead_letters/ go here")
+    p.add_argument("--status-dir", default=d.status_dir,
+                   help="status files of the scoring operators (default: <out-dir>/status)")
     p.add_argument("--source", default=d.source, help="'file' (default), 'kafka' or 'module:function'")
     p.add_argument("--bounded", action="store_true", default=d.bounded,
                    help="read the files present in the landing dir, then finish")
@@ -46,7 +48,7 @@ def add_common_args(p: argparse.ArgumentParser, family: str) -> None:
 def config_from_args(args, family: str, **more) -> StreamConfig:
     return from_env(
         family,
-        landing_dir=args.landing_dir, out_dir=args.out_dir, source=args.source, bounded=args.bounded,
+        landing_dir=args.landing_dir, out_dir=args.out_dir, status_dir=args.status_dir, source=args.source, bounded=args.bounded,
         series=tuple(s for s in args.series.split(",") if s), out_of_orderness_ms=args.out_of_orderness_ms,
         every_window=args.every_window, checkpoint_interval_ms=args.checkpoint_interval_ms,
         discovery_interval_ms=args.discovery_interval_ms, model_cache_dir=args.model_cache_dir, **more,

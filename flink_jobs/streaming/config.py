@@ -37,6 +37,7 @@ class StreamConfig:
     kafka_group: str = "streamguard"
     jars: tuple[str, ...] = ()  # extra connector jars (file paths), e.g. flink-sql-connector-kafka
     out_dir: str = ""  # alerts/, scores/, dead_letters/ are written below
+    status_dir: str = ""  # scoring operators' status files; empty: <out_dir>/status
     every_window: bool = False  # also write every scored window/point to scores/
     out_of_orderness_ms: int = 0  # rows may arrive this much later than newer rows of the same series
     naive_utc_offset_minutes: int = 0  # zone of timestamps written without one
@@ -66,6 +67,10 @@ class StreamConfig:
     @property
     def scores_dir(self) -> Path:
         return Path(self.out_dir) / "scores"
+
+    @property
+    def status_path(self) -> Path:
+        return Path(self.status_dir) if self.status_dir else Path(self.out_dir) / "status"
 
     @property
     def dead_dir(self) -> Path:

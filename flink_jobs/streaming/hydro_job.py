@@ -51,7 +51,7 @@ class OrderAndScore(KeyedProcessFunction):
     def open(self, runtime_context):
         self.state = runtime_context.get_state(ValueStateDescriptor("sensor", PICKLED))
         self.counters = Counters(runtime_context)
-        self.models = model_cache(self.cfg, self.counters, runtime_context, "order-score")
+        self.models = model_cache(self.cfg, self.counters, runtime_context, "order-score", status=True)
         self._armed = set()
 
     def process_element(self, row, ctx):

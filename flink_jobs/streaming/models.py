@@ -40,7 +40,8 @@ class NoProductionModel(LookupError):
 class ModelCache:
     def __init__(self, family: str, tracking_uri: str, registry_uri: str = "", alias: str = "production",
                  cache_dir: str = "", refresh_s: float = 60.0, missing_retry_s: float = 30.0,
-                 on_event: Callable[[str, str], None] | None = None):
+                 on_event: Callable[[str, str], None] | None = None,
+                 on_change: Callable[[ModelCache], None] | None = None):
         self.family = family
         self.tracking_uri = tracking_uri
         self.registry_uri = registry_uri or tracking_uri
@@ -53,6 +54,8 @@ class ModelCache:
         self._missing: dict[str, float] = {}
         self._why: dict[str, str] = {}
         self._client = None
+        self.on_change = on_change  # called after a model is loaded/swapped/dropped or reachability flips
+        self.registry_reachable: bool | None = None  # None: not asked yet
 
     # -- registry access -------------------------------------------------------------------------
     def _mlflow_client(self):
@@ -110,6 +113,18 @@ class ModelCache:
         return Loaded(name, str(data["version"]), data["detector"], "disk", time.monotonic())
 
     # -- public ----------------------------------------------------------------------------------
+    def snapshot(self) -> dict[str, dict]:
+        """What is served now: registered name -> {"version", "source": "registry" | "disk_cache"}."""
+        return {name: {"version": m.version, "source": "disk_cache" if m.origin == "disk" else "registry"}
+                for name, m in sorted(self._models.items())}
+
+    def _changed(self, before: dict, reachable_before: bool | None) -> None:
+        if self.on_change is not None and (self.snapshot() != before or self.registry_reachable != reachable_before):
+            try:
+                self.on_change(self)
+            except Exception as exc:  # noqa: BLE001 - status reporting must never stop scoring
+                log.warning("model status callback failed: %s", exc)
+
     def why_missing(self, series_id: str) -> str:
         """Reason code of the last ``get`` that returned None for this series."""
         return self._why.get(registry_name(self.family, series_id), "no_production_model")
@@ -122,8 +137,16 @@ class ModelCache:
             return current
         if current is None and now - self._missing.get(name, -1e18) < self.missing_retry_s:
             return None
+        before, reachable_before = self.snapshot(), self.registry_reachable
+        try:
+            return self._refresh(name, current, now)
+        finally:
+            self._changed(before, reachable_before)
+
+    def _refresh(self, name: str, current: Loaded | None, now: float) -> Loaded | None:
         try:
             version = self._production_version(name)
+            self.registry_reachable = True
             if current is None or current.version != version or current.origin != "registry":
                 detector = self._load_version(name, version)
                 current = Loaded(name, version, detector, "registry", now)
@@ -135,12 +158,14 @@ class ModelCache:
             self._missing.pop(name, None)
             return current
         except NoProductionModel as exc:
+            self.registry_reachable = True  # it answered: there is no such alias
             self._missing[name] = now
             self._why[name] = "no_production_model"
             self._models.pop(name, None)
             self.on_event("no_production_model", str(exc))
             return None
         except Exception as exc:  # noqa: BLE001 - any failure to reach the registry/artifacts
+            self.registry_reachable = False
             msg = f"registry unreachable for {name}: {type(exc).__name__}: {str(exc)[:200]}"
             fallback = current or self._load_disk(name)
             if fallback is None:

@@ -41,7 +41,7 @@ class ScoreWindows(KeyedProcessFunction):
     def open(self, runtime_context):
         self.state = runtime_context.get_state(ValueStateDescriptor("scoring", Types.PICKLED_BYTE_ARRAY()))
         self.counters = Counters(runtime_context)
-        self.models = model_cache(self.cfg, self.counters, runtime_context, "score")
+        self.models = model_cache(self.cfg, self.counters, runtime_context, "score", status=True)
         self.scored = 0
         self._armed = set()
         threads = int(os.environ.get("SG_TORCH_THREADS", "1"))

@@ -157,12 +157,21 @@ class OrderAndWindow(KeyedProcessFunction):
             yield window_record(key, w)
 
 
-def model_cache(cfg: StreamConfig, counters: Counters, runtime_context=None, operator: str = "") -> ModelCache:
+def model_cache(cfg: StreamConfig, counters: Counters, runtime_context=None, operator: str = "",
+                status: bool = False) -> ModelCache:
     """The operator's model cache; with a series allow-list the models are loaded now (in ``open``) and a
-    marker ``<out_dir>/.ready/<operator>-<subtask>`` says this operator is warm (the demo waits for it)."""
+    marker ``<out_dir>/.ready/<operator>-<subtask>`` says this operator is warm (the demo waits for it).
+    ``status``: this is the scoring operator, it keeps ``<status_dir>/<family>-<subtask>.json`` current."""
     cache = ModelCache(cfg.family, cfg.tracking_uri, cfg.registry_uri, cfg.alias, cfg.model_cache_dir,
                        cfg.model_refresh_s, cfg.missing_model_retry_s,
                        on_event=lambda kind, msg: counters.inc(kind))
+    if status and runtime_context is not None:
+        from flink_jobs.streaming.status import StatusFile
+
+        status_file = StatusFile(cfg.status_path, cfg.family, runtime_context.get_index_of_this_subtask(),
+                                 runtime_context.get_attempt_number())
+        status_file.write()
+        cache.on_change = status_file.update
     for series_id in cfg.series:
         cache.get(series_id)
     if runtime_context is not None and cfg.out_dir:
