@@ -191,6 +191,16 @@ def production_versions(family: str, names: list[str] | None = None) -> dict[str
                                   f"{type(exc).__name__}: {str(exc)[:300]}; the running job was left alone") from exc
 
 
+def read_records_of(path: Path) -> list[dict]:
+    """Records of one committed part file (hidden/in-progress files are never passed here)."""
+    if path.name.startswith((".", "_")):
+        return []
+    try:
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    except (OSError, ValueError):
+        return []
+
+
 def _arg(job_args: list[str], flag: str) -> str | None:
     for i, a in enumerate(job_args):
         if a == flag and i + 1 < len(job_args):
@@ -212,8 +222,6 @@ def reported_versions(family: str, job_args: list[str], since_ms: int) -> dict[s
     Status records (``<out>/status/*.json`` written by the scoring operators) newer than ``since_ms``;
     models not there yet are read from the newest output records emitted after ``since_ms``.
     """
-    from flink_jobs.streaming.sinks import read_records
-
     out_dir = out_dir_of(family, job_args)
     status_dir = Path(_arg(job_args, "--status-dir") or os.environ.get("SG_STREAM_STATUS_DIR") or out_dir / "status")
     seen: dict[str, dict] = {}
@@ -228,7 +236,9 @@ def reported_versions(family: str, job_args: list[str], since_ms: int) -> dict[s
             seen[name] = {"version": str(m.get("version")), "source": m.get("source", "status")}
     newest: dict[str, tuple[int, str]] = {}
     for sub in ("scores", "alerts"):
-        for r in read_records(out_dir / sub):
+        # only part files committed since the job started (a long-running job has many older ones)
+        fresh = [p for p in (out_dir / sub).glob("*.jsonl") if p.stat().st_mtime * 1000 >= since_ms - 1000]
+        for r in (rec for p in fresh for rec in read_records_of(p)):
             t = int(r.get("emitted_at", 0))
             if t >= since_ms and t >= newest.get(r["model_name"], (-1, ""))[0]:
                 newest[r["model_name"]] = (t, str(r["model_version"]))

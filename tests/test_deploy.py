@@ -236,3 +236,26 @@ def test_cli_help_lists_the_lifecycle(capsys):
     text = capsys.readouterr().out
     for cmd in ("cluster", "submit", "status", "redeploy", "rollback", "stop"):
         assert cmd in text
+
+
+def test_reported_versions_read_the_new_jobs_status_records_then_its_output(tmp_path):
+    import json
+
+    out = tmp_path / "out"
+    (out / "status").mkdir(parents=True)
+    (out / "scores").mkdir()
+    now = int(time.time() * 1000)
+
+    def status(subtask: int, started: int, models: dict) -> None:
+        rec = {"family": "lstm_ed", "subtask": subtask, "started_ms": started, "updated_ms": started,
+               "registry_reachable": True, "models": models}
+        (out / "status" / f"lstm_ed-{subtask}.json").write_text(json.dumps(rec))
+
+    status(0, now - 60_000, {"lstm_ed-a": {"version": "1", "source": "registry"}})  # the old job's
+    status(1, now + 1, {"lstm_ed-b": {"version": "3", "source": "disk_cache"}})
+    recs = [{"model_name": "lstm_ed-c", "model_version": "2", "emitted_at": now + 5},
+            {"model_name": "lstm_ed-c", "model_version": "1", "emitted_at": now - 5}]
+    (out / "scores" / "scores-0.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    seen = deploy.reported_versions("lstm_ed", ["--out-dir", str(out)], since_ms=now)
+    assert seen == {"lstm_ed-b": {"version": "3", "source": "disk_cache"},
+                    "lstm_ed-c": {"version": "2", "source": "records"}}
