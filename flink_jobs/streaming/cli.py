@@ -10,16 +10,18 @@ from flink_jobs.streaming.config import StreamConfig, from_env
 
 
 def configure(env, cfg: StreamConfig) -> None:
-    """Checkpointing (exactly-once sinks need it) and connector jars."""
-    env.enable_checkpointing(cfg.checkpoint_interval_ms, CheckpointingMode.EXACTLY_ONCE)
-    if cfg.restart_attempts > 0:
-        from pyflink.common import Configuration
+    """Checkpointing (exactly-once sinks need it), Python bundles, restarts and connector jars."""
+    from pyflink.common import Configuration
 
-        conf = Configuration()
+    env.enable_checkpointing(cfg.checkpoint_interval_ms, CheckpointingMode.EXACTLY_ONCE)
+    conf = Configuration()
+    conf.set_string("python.fn-execution.bundle.size", str(cfg.bundle_size))
+    conf.set_string("python.fn-execution.bundle.time", str(cfg.bundle_time_ms))
+    if cfg.restart_attempts > 0:
         conf.set_string("restart-strategy.type", "fixed-delay")
         conf.set_string("restart-strategy.fixed-delay.attempts", str(cfg.restart_attempts))
         conf.set_string("restart-strategy.fixed-delay.delay", f"{cfg.restart_delay_ms} ms")
-        env.configure(conf)
+    env.configure(conf)
     if cfg.jars:
         env.add_jars(*[j if "://" in j else f"file://{j}" for j in cfg.jars])
 
@@ -40,6 +42,9 @@ def add_common_args(p: argparse.ArgumentParser, family: str) -> None:
                    help="also write every scored window/point to scores/")
     p.add_argument("--checkpoint-interval-ms", type=int, default=d.checkpoint_interval_ms)
     p.add_argument("--discovery-interval-ms", type=int, default=d.discovery_interval_ms)
+    p.add_argument("--bundle-time-ms", type=int, default=d.bundle_time_ms,
+                   help="longest a Python bundle is held before its results go out (latency)")
+    p.add_argument("--bundle-size", type=int, default=d.bundle_size, help="elements per Python bundle at most")
     p.add_argument("--parallelism", type=int, default=None, help="default: SG_FLINK_PARALLELISM")
     p.add_argument("--model-cache-dir", default=d.model_cache_dir,
                    help="copies of loaded models, used when the registry is unreachable")
@@ -51,7 +56,8 @@ def config_from_args(args, family: str, **more) -> StreamConfig:
         landing_dir=args.landing_dir, out_dir=args.out_dir, status_dir=args.status_dir, source=args.source, bounded=args.bounded,
         series=tuple(s for s in args.series.split(",") if s), out_of_orderness_ms=args.out_of_orderness_ms,
         every_window=args.every_window, checkpoint_interval_ms=args.checkpoint_interval_ms,
-        discovery_interval_ms=args.discovery_interval_ms, model_cache_dir=args.model_cache_dir, **more,
+        discovery_interval_ms=args.discovery_interval_ms, model_cache_dir=args.model_cache_dir,
+        bundle_time_ms=args.bundle_time_ms, bundle_size=args.bundle_size, **more,
     )
 
 

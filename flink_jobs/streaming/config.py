@@ -45,6 +45,10 @@ class StreamConfig:
     batch_size: int = 1  # windows scored per model call; >1 waits up to max_wait_ms to fill a batch
     max_wait_ms: int = 20
     checkpoint_interval_ms: int = 2000
+    # PyFlink hands elements to the Python worker in bundles and emits their results when a bundle ends:
+    # bundle time bounds the added latency (Flink's default, 1000 ms, dominated it), size the batching
+    bundle_size: int = 1000
+    bundle_time_ms: int = 10
     restart_attempts: int = 0  # >0: fixed-delay restarts (attempts, restart_delay_ms); 0: Flink's default
     restart_delay_ms: int = 1000
     model_refresh_s: float = 60.0  # how often a key re-checks which version is @production

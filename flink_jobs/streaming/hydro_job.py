@@ -21,7 +21,7 @@ from pyflink.datastream.state import ValueStateDescriptor
 from flink_jobs.streaming.cli import add_common_args, config_from_args, configure
 from flink_jobs.streaming.common import DEAD, SCORES, Counters
 from flink_jobs.streaming.config import StreamConfig, from_env
-from flink_jobs.streaming.records import ParseLines, alert_json, dead_letter_json
+from flink_jobs.streaming.records import LineParser, alert_json, dead_letter_json, series_key
 from flink_jobs.streaming.sinks import FileSinks
 from flink_jobs.streaming.sources import source_from_config
 from flink_jobs.streaming.windowing import (
@@ -43,7 +43,8 @@ def _finite(x) -> float | None:
 
 
 class OrderAndScore(KeyedProcessFunction):
-    """Keyed by sensor: event-time order + de-dup, then ``detector.update`` per released row."""
+    """Keyed by sensor (``series_key`` of the raw line): parse, event-time order + de-dup, then
+    ``detector.update`` per released row."""
 
     def __init__(self, cfg: StreamConfig):
         self.cfg = cfg
@@ -51,10 +52,15 @@ class OrderAndScore(KeyedProcessFunction):
     def open(self, runtime_context):
         self.state = runtime_context.get_state(ValueStateDescriptor("sensor", PICKLED))
         self.counters = Counters(runtime_context)
+        self.parser = LineParser(self.cfg, self.counters)
         self.models = model_cache(self.cfg, self.counters, runtime_context, "order-score", status=True)
         self._armed = set()
 
-    def process_element(self, row, ctx):
+    def process_element(self, line, ctx):
+        row = self.parser(line)
+        if isinstance(row, str):  # dead letter JSON
+            yield DEAD, row
+            return
         st = self.state.value()
         arm_end_of_input(self._armed, ctx)
         if st is None:
@@ -115,14 +121,10 @@ def build(env, source=None, sink=None, cfg: StreamConfig | None = None):
     configure(env, cfg)
     source = source or source_from_config(cfg)
     sink = sink or FileSinks(cfg.out_dir)
-    rows = source.stream(env).process(
-        ParseLines(cfg.n_values, cfg.series, cfg.naive_utc_offset_minutes, cfg.nodata_codes), output_type=PICKLED
-    ).name("parse").uid("parse")
-    if getattr(source, "parallelism", None):
-        rows = rows.set_parallelism(source.parallelism)  # forward from the source: per-series order kept
-    alerts = (rows.key_by(lambda r: r[0], key_type=Types.STRING())
+    # parse inside the keyed operator: lines cross to Python once, as strings (see lstm_job)
+    alerts = (source.stream(env).key_by(series_key, key_type=Types.STRING())
               .process(OrderAndScore(cfg), output_type=Types.STRING()).name("order-score").uid("order-score"))
-    dead = rows.get_side_output(DEAD).union(alerts.get_side_output(DEAD))
+    dead = alerts.get_side_output(DEAD)
     scores = alerts.get_side_output(SCORES) if cfg.every_window else None
     sink.attach(alerts, scores, dead)
     return alerts, scores, dead

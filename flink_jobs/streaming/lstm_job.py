@@ -2,9 +2,9 @@
 
     python -m flink_jobs.streaming.lstm_job --help
 
-Operators (stable uids, so a savepoint restores their state): ``landing-source``, ``parse``,
-``order-window`` (keyed by series: event-time order, de-dup, windows), ``score`` (keyed by series:
-in-process scoring), ``alerts-sink``, ``scores-sink``, ``dead-letters-sink``.
+Operators (stable uids, so a savepoint restores their state): ``landing-source``,
+``order-window-score`` (keyed by series: parse, event-time order, de-dup, windows, in-process scoring),
+``alerts-sink``, ``scores-sink``, ``dead-letters-sink``.
 """
 
 from __future__ import annotations
@@ -17,17 +17,10 @@ from pyflink.common import Types
 from flink_jobs.streaming.cli import add_common_args, config_from_args, configure
 from flink_jobs.streaming.common import DEAD, SCORES
 from flink_jobs.streaming.config import StreamConfig, from_env
-from flink_jobs.streaming.records import ParseLines
-from flink_jobs.streaming.scoring import ScoreWindows
+from flink_jobs.streaming.records import series_key
+from flink_jobs.streaming.scoring import OrderWindowScore
 from flink_jobs.streaming.sinks import FileSinks
 from flink_jobs.streaming.sources import source_from_config
-from flink_jobs.streaming.windowing import OrderAndWindow
-
-PICKLED = Types.PICKLED_BYTE_ARRAY()
-
-
-def _series_key(rec) -> str:
-    return rec[0]
 
 
 def build(env, source=None, sink=None, cfg: StreamConfig | None = None):
@@ -37,15 +30,12 @@ def build(env, source=None, sink=None, cfg: StreamConfig | None = None):
     source = source or source_from_config(cfg)
     sink = sink or FileSinks(cfg.out_dir)
     lines = source.stream(env)
-    rows = lines.process(ParseLines(cfg.n_values, cfg.series, cfg.naive_utc_offset_minutes, cfg.nodata_codes),
-                         output_type=PICKLED).name("parse").uid("parse")
-    if getattr(source, "parallelism", None):
-        rows = rows.set_parallelism(source.parallelism)  # forward from the source: per-series order kept
-    windows = (rows.key_by(_series_key, key_type=Types.STRING())
-               .process(OrderAndWindow(cfg), output_type=PICKLED).name("order-window").uid("order-window"))
-    alerts = (windows.key_by(_series_key, key_type=Types.STRING())
-              .process(ScoreWindows(cfg), output_type=Types.STRING()).name("score").uid("score"))
-    dead = rows.get_side_output(DEAD).union(windows.get_side_output(DEAD), alerts.get_side_output(DEAD))
+    # the key selector runs chained to the source (same parallelism, forward), so a series' lines keep
+    # the source's order; lines stay strings until the keyed operator parses them
+    alerts = (lines.key_by(series_key, key_type=Types.STRING())
+              .process(OrderWindowScore(cfg), output_type=Types.STRING())
+              .name("order-window-score").uid("order-window-score"))
+    dead = alerts.get_side_output(DEAD)
     scores = alerts.get_side_output(SCORES) if cfg.every_window else None
     sink.attach(alerts, scores, dead)
     return alerts, scores, dead

@@ -16,9 +16,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
-from pyflink.datastream import ProcessFunction
-
-from flink_jobs.streaming.common import DEAD, Counters
+from flink_jobs.streaming.common import Counters
 
 REASONS = (
     "blank_line",
@@ -127,9 +125,42 @@ def _fields(line: str) -> tuple[str, object, list] | DeadLetter:
     return parts[0].strip(), parts[1], parts[2:]
 
 
+def series_key(line: str) -> str:
+    """The series id of a landing line, cheaply (the job's key_by runs this on every line before parsing).
+
+    The same id as ``parse_line`` gives for a valid line; a malformed line gets some string (it is
+    dead-lettered by the keyed operator, which creates no state for it).
+    """
+    if line[:1] == "{" or line.lstrip()[:1] == "{":
+        got = _fields(line)
+        return "" if isinstance(got, DeadLetter) else got[0]
+    return line.split(",", 1)[0].strip()
+
+
+def _parse_fast(line: str, n_values: int, series: frozenset | None, nodata: frozenset, now_ms: int | None):
+    """The common case (CSV, epoch-ms timestamp, finite numbers) in a few C-level calls; None: take the
+    full path, which gives the same Row or names the problem."""
+    parts = line.rstrip("\r\n").split(",")
+    if len(parts) != n_values + 2:
+        return None
+    sid, ts_raw = parts[0].strip(), parts[1].strip()
+    if len(ts_raw) != 13 or not ts_raw.isdigit() or (series and sid not in series) or not _SERIES.match(sid):
+        return None
+    try:
+        values = tuple(map(float, parts[2:]))  # '', 'NULL', text raise: the full path names them
+    except ValueError:
+        return None
+    if not math.isfinite(math.fsum(values)) or (nodata and not nodata.isdisjoint(values)):
+        return None
+    return Row(sid, int(ts_raw), values, now_ms if now_ms is not None else int(time.time() * 1000))
+
+
 def parse_line(line: str, n_values: int, series: frozenset | None = None, naive_offset_minutes: int = 0,
                nodata: frozenset = frozenset(), now_ms: int | None = None) -> Row | DeadLetter:
     """One landing line -> a Row, or a DeadLetter naming the first problem found."""
+    fast = _parse_fast(line, n_values, series, nodata, now_ms)
+    if fast is not None:
+        return fast
     if not line.strip():
         return DeadLetter(line, "blank_line")
     got = _fields(line.rstrip("\r\n"))
@@ -189,22 +220,20 @@ def alert_json(series_id: str, window_start: int, window_end: int, anomalous: bo
 
 
 
-class ParseLines(ProcessFunction):
-    """Lines -> Row; malformed lines -> DEAD side output and the ``dead_letters`` counters."""
+class LineParser:
+    """Landing line -> Row, or the dead-letter JSON (a str) after counting it; used inside keyed operators."""
 
-    def __init__(self, n_values: int, series=(), naive_offset_minutes: int = 0, nodata=()):
-        self.n_values = n_values
-        self.nodata = frozenset(float(c) for c in nodata)
-        self.series = frozenset(series) if series else None
-        self.offset = naive_offset_minutes
+    def __init__(self, cfg, counters: Counters | None = None):
+        self.n_values = cfg.n_values
+        self.nodata = frozenset(float(c) for c in cfg.nodata_codes)
+        self.series = frozenset(cfg.series) if cfg.series else None
+        self.offset = cfg.naive_utc_offset_minutes
+        self.counters = counters
 
-    def open(self, runtime_context):
-        self.counters = Counters(runtime_context)
-
-    def process_element(self, line, ctx):
+    def __call__(self, line: str) -> Row | str:
         got = parse_line(line, self.n_values, self.series, self.offset, self.nodata)
         if isinstance(got, DeadLetter):
-            self.counters.dead(got.reason)
-            yield DEAD, dead_letter_json(got, "parse")
-        else:
-            yield got
+            if self.counters is not None:
+                self.counters.dead(got.reason)
+            return dead_letter_json(got, "parse")
+        return got

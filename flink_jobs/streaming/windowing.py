@@ -1,4 +1,5 @@
-"""Per-series event-time ordering, de-duplication and window cutting.
+"""Per-series event-time ordering, de-duplication and window cutting (pure functions used by the keyed
+operators of both jobs), plus what those operators share: end-of-input timer, model cache, dead letters.
 
 The state of one series is a plain dict (savepoint-friendly: no project classes inside):
 ``max`` newest timestamp seen, ``last`` newest timestamp released, ``pending`` rows held back
@@ -11,9 +12,6 @@ has been seen (or at the end of a bounded input); a row no newer than ``last`` i
 from __future__ import annotations
 
 import numpy as np
-from pyflink.common import Types
-from pyflink.datastream import KeyedProcessFunction
-from pyflink.datastream.state import ValueStateDescriptor
 
 from flink_jobs.streaming.common import DEAD, Counters
 from flink_jobs.streaming.config import StreamConfig
@@ -80,12 +78,6 @@ def cut(state: dict, rows: list[Row], length: int, step: int) -> list[tuple]:
     return out
 
 
-def window_record(series_id: str, window: tuple) -> tuple:
-    """What the scoring operator receives: (series_id, first_index, ts, values, ingest_ms)."""
-    first, ts, values, ingest = window
-    return (series_id, int(first), ts, values, int(ingest))
-
-
 def row_dead_letter(row: Row, reason: str, detail: str = "") -> DeadLetter:
     raw = ",".join([row.series_id, str(row.ts)] + [repr(v) for v in row.values])
     return DeadLetter(raw, reason, detail, row.series_id)
@@ -97,64 +89,6 @@ def no_model_dead_letters(models, counters, family: str, key: str, rows, stage: 
     for r in rows:
         counters.dead(reason)
         yield DEAD, dead_letter_json(row_dead_letter(r, reason, registry_name(family, key)), stage)
-
-
-class OrderAndWindow(KeyedProcessFunction):
-    """Keyed by series: order rows by event time, drop duplicates, emit the production model's windows.
-
-    Window length and step come from the series' production model, so the stream cuts exactly the
-    windows that batch scoring (``detector.score_series``) cuts from the same rows.
-    """
-
-    def __init__(self, cfg: StreamConfig):
-        self.cfg = cfg
-
-    def open(self, runtime_context):
-        self.state = runtime_context.get_state(ValueStateDescriptor("series", Types.PICKLED_BYTE_ARRAY()))
-        self.counters = Counters(runtime_context)
-        self.models = model_cache(self.cfg, self.counters, runtime_context, "order-window")
-        self._armed = set()
-
-    def process_element(self, row, ctx):
-        st = self.state.value()
-        arm_end_of_input(self._armed, ctx)
-        if st is None:
-            st = new_state()
-        released, problem = order(st, row, self.cfg.out_of_orderness_ms)
-        if problem == "duplicate":
-            self.counters.inc("duplicates")
-            return
-        if problem == "late":
-            self.counters.dead("late")
-            yield DEAD, dead_letter_json(row_dead_letter(row, "late", f"newest released ts {st['last']}"), "order")
-            return
-        yield from self._emit(ctx.get_current_key(), st, released)
-        self.state.update(st)
-
-    def on_timer(self, timestamp, ctx):
-        st = self.state.value()
-        if st is None:
-            return
-        yield from self._emit(ctx.get_current_key(), st, release(st, END_OF_INPUT))
-        self.state.update(st)
-
-    def _emit(self, key, st, rows):
-        if not rows:
-            return
-        loaded = self.models.get(key)
-        if loaded is None:
-            yield from no_model_dead_letters(self.models, self.counters, self.cfg.family, key, rows, "window")
-            return
-        det = loaded.detector
-        if det.n_channels != len(rows[0].values):
-            for r in rows:
-                self.counters.dead("window_shape")
-                yield DEAD, dead_letter_json(
-                    row_dead_letter(r, "window_shape", f"model has {det.n_channels} channels"), "window")
-            return
-        for w in cut(st, rows, int(det.length), int(det.step)):
-            self.counters.inc("windows")
-            yield window_record(key, w)
 
 
 def model_cache(cfg: StreamConfig, counters: Counters, runtime_context=None, operator: str = "",
