@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from serving.core.event_metrics import all_metrics, runs
-from serving.core.hydro_detector import KEYS, fit_detector
+from serving.core.hydro_detector import KEYS, R_BLOCK, R_EXCURSION, fit_detector, rough_scale_of, rough_spread
 from training.data.synthetic_hydro import generate
 from training.hydro.evaluate import VARIANTS
 
@@ -78,3 +78,56 @@ def test_refit_mode_runs_and_mostly_agrees(synth):
     ref = det.variant(mode="refit").score_series(x, ts)
     assert np.mean(inc["anomalous"] == ref["anomalous"]) >= 0.9
     assert np.median(np.abs(inc["forecast"] - ref["forecast"])) < 3 * det.arima.sigma
+
+
+def _flat_detector(**kw):
+    """A detector on a quiet white-noise history (sd 0.1 around 10): every constant below is known."""
+    rng = np.random.default_rng(11)
+    hist = 10 + rng.normal(0, 0.1, 600)
+    return fit_detector(hist, np.arange(600) * 900_000, order=(0, 0, 0), change_threshold=2.0, **kw), rng
+
+
+def test_rough_spread_exact():
+    # increments 0, 1, 0, 1, ... : median 0 or 1, absolute deviations half 0 half 1 -> MAD 1 (upper median)
+    assert rough_spread([0.0, 1.0] * 6, order=1) == pytest.approx(1.4826)
+    # 13 increments -> 12 differences alternating +1, -1: (upper) median +1, deviations 0 and 2 -> MAD 2
+    assert rough_spread([0.0, 1.0] * 6 + [0.0], order=2) == pytest.approx(2 * 1.4826)
+    # a smooth rise: constant increments have no spread at all
+    assert rough_spread([0.5] * 12, order=1) == 0.0 and rough_spread([0.5] * 12, order=2) == 0.0
+    assert rough_spread([1.0] * 5) is None  # too few increments to tell
+
+
+def test_rough_block_flags_jitter_but_not_a_smooth_rise():
+    det, rng = _flat_detector()
+    assert det.rough_scale == pytest.approx(rough_scale_of(det.history_tail), rel=0.5)
+    ts = np.arange(200) * 900_000
+    jitter = 10 + np.where(np.arange(200) % 2, 1.0, -1.0) * (np.arange(200) >= 100) + rng.normal(0, 0.1, 200)
+    out = det.score_series(jitter, ts)
+    assert not out["anomalous"][:100].any()
+    assert (out["reasons"][120:] & R_BLOCK).all()
+    rise = 10 + np.clip(np.arange(200) - 100, 0, None) * 0.3 + rng.normal(0, 0.1, 200)  # a smooth flood limb
+    out = det.score_series(rise, ts)
+    assert not out["anomalous"].any()  # smooth: no rough block, and nothing starts an excursion
+    # without the onset requirement the same rise is an excursion as soon as it leaves the envelope
+    out = det.variant(excursion_onset=False).score_series(rise, ts)
+    assert (out["reasons"][150:] & R_EXCURSION).all() and not (out["reasons"] & R_BLOCK).any()
+
+
+def test_shift_stays_flagged_and_return_jump_is_not_flagged():
+    det, rng = _flat_detector(hold=4)
+    x = 10 + rng.normal(0, 0.1, 300)
+    x[100:160] += 6.0  # a shifted block: the jump is verified, the envelope keeps the whole block flagged
+    out = det.score_series(x, np.arange(300) * 900_000)
+    assert out["verified"][100] and out["anomalous"][100:160].all()
+    assert (out["reasons"][110:160] & R_EXCURSION).all()
+    assert not out["anomalous"][160:].any()  # the jump back is a return, not a new anomaly
+    base = det.variant(use_rules=False).score_series(x, np.arange(300) * 900_000)
+    assert base["anomalous"][100] and base["anomalous"][100:160].sum() < 30
+
+
+def test_interval_uses_robust_spread_unless_asked():
+    det, _ = _flat_detector()
+    assert det.arima.use_robust and det.arima.sigma == pytest.approx(det.arima.robust_sigma)
+    mle = det.variant(robust_sigma=False)
+    assert mle.arima.sigma == pytest.approx(np.sqrt(det.arima.sigma2))
+    assert det.arima.sigma == pytest.approx(0.1, rel=0.2) and mle.arima.sigma == pytest.approx(0.1, rel=0.2)

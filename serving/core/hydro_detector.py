@@ -3,21 +3,31 @@
 
 Per point (``update``):
 1. ARIMA one-step forecast and ``level`` prediction interval (``incremental`` or ``refit`` mode, see arima.py);
-   a value outside it is a *candidate*.
-2. Markov verification of the candidate (markov.verify): transition from the reference state (the last
-   accepted level) to the value's state.
-3. Persistence rules, all label-free (their constants are fixed defaults or derived from history):
-   - *volatile block*: when at least ``density_on`` of the last ``density_window`` points were ARIMA
-     candidates the point is flagged, and flagging continues until the share falls to ``density_off``
-     (ice, sensor handling and fouling make long noisy blocks in which single points look ordinary);
+   a value outside it is a *candidate*. The interval's spread is the robust (MAD) spread of the in-sample
+   residuals (``robust_sigma`` in ``fit_detector``): past dropouts and spikes in the history inflate the MLE
+   variance and hide later ones. Default ``level`` 0.99 (chosen on synthetic calibration seeds 2-5).
+2. Markov verification of the candidate (markov.verify, the paper's rule): transition from the reference
+   state (the last accepted value) to the value's state; kept when improbable relative to the most probable
+   transition from that state, or when the change exceeds ``change_threshold``.
+3. Persistence rules, all label-free (their constants are fixed defaults or derived from history); the
+   ``reasons`` output says which fired (bits R_*):
+   - *rough block* (``block_rule="rough"``): the robust spread of the last ``rough_window`` increments'
+     differences (``rough_order`` 2; 1: of the increments) is at least ``rough_on`` times its typical value
+     (the larger of the history's median and, with ``rough_local``, the recent unflagged points' median);
+     flagging continues until it falls to ``rough_off`` times (ice, sensor handling and fouling make long
+     jittery blocks in which single points look ordinary; smooth floods and the daily cycle do not trip it).
+     ``block_rule="density"`` is session 1's rule (share of ARIMA candidates among the last 24 points);
    - *stuck sensor*: a run of ``stuck_run`` or more identical values (|change| <= ``stuck_eps``) is flagged
      from its ``stuck_run``-th point on; ``stuck_run`` is twice the 99.5th percentile of flat-run lengths in
      the history (at least 6), so a sensor that normally repeats values does not trip it;
-   - *excursion*: a value further than ``excursion_sigmas`` robust sigmas (MAD) and more than
-     ``change_threshold`` from the median of the last ``baseline_points`` unflagged values is flagged; the
-     baseline freezes while flagged, so a long block (ice backwater, a sensor out of the water) stays flagged
-     until the value returns. A new level is accepted after ``max_excursion`` flagged points once the
-     volatile-block rule is off (a real step change, e.g. a recalibration, is flagged for a day at most);
+   - *excursion* (envelope persistence): a value further than ``excursion_sigmas`` robust sigmas (MAD) and
+     more than ``change_threshold`` from the median of the last ``baseline_points`` unflagged values stays
+     flagged once another rule started the block (``excursion_onset``: leaving the envelope smoothly, as a
+     flood's rising limb does, starts nothing); the baseline freezes while flagged, so a shifted or stuck
+     block stays flagged until the value returns. A new level is accepted after ``max_excursion`` flagged
+     points once the rough-block rule is off (a real step change is flagged for a day at most);
+   - *return*: a value back inside the envelope after flagged points (or from outside it) is not verified:
+     the jump that ends an anomaly is not a new one;
    - *hold*: a flagged value is replaced by its forecast in the model state for up to ``hold`` consecutive
      points, so a multi-point spike is still judged against the level before it; after that the new level is
      accepted (a real step change stops being flagged).
@@ -61,7 +71,7 @@ class HydroDetector:
     rough_on: float = 4.0
     rough_off: float = 2.0
     rough_local: bool = True  # scale by the recent unflagged spread when it is larger than the history's
-    rough_order: int = 1  # 1: spread of the increments, 2: of their differences (see rough_ratio)
+    rough_order: int = 2  # 1: spread of the increments, 2: of their differences (see rough_ratio)
     rough_scale: float | None = None  # median rolling robust spread of the history's increments
     excursion_onset: bool = True  # an excursion only continues a block that another rule started
     state_scale: tuple | None = None  # set for (level, first difference) states: (level sd, difference sd)
@@ -132,6 +142,7 @@ class HydroDetector:
             "exc_len": 0,
             "dx": tuple(float(v) for v in np.diff(tail)[-self.rough_window :]),
             "rbase": (),
+            "last_env": -1,
         }
 
     def _forecast(self, state) -> tuple[float, float, float]:
@@ -195,8 +206,9 @@ class HydroDetector:
             stuck = self.stuck_run is not None and flat + 1 >= self.stuck_run
             env = self._envelope(s, value)
             excursion = env == 1
-            if s["streak"] > 0 and env == 0:
-                # back inside the pre-anomaly envelope: the jump that ends an anomaly is not a new one
+            if env == 0 and (s["streak"] > 0 or s.get("last_env") == 1):
+                # back inside the envelope from outside it (or after flagged points): the jump that ends an
+                # anomaly (also one that went unflagged, e.g. a slow drift) is not a new one
                 verified = False
             if self.excursion_onset and s["exc_len"] == 0:
                 # leaving the envelope smoothly (a flood's rising limb) is not an anomaly by itself
@@ -214,7 +226,7 @@ class HydroDetector:
                 if self.block_rule == "rough" and spread is not None:
                     rbase = (rbase + (spread,))[-self.baseline_points :]
             s.update(cand_bits=bits, in_block=in_block, flat_run=flat, exc_len=exc_len, recent=recent, base=base,
-                     dx=dxs, rbase=rbase)
+                     dx=dxs, rbase=rbase, last_env=env)
         s["last_raw"] = value
         s["streak"] = s["streak"] + 1 if flagged else 0
         use = f if (flagged and s["streak"] <= self.hold) else value
@@ -378,7 +390,7 @@ def fit_detector(
         change_threshold=float(change_threshold if change_threshold is not None else default_change_threshold(x)),
         window=window,
         stuck_run=stuck_run_length(x),
-        rough_scale=rough_scale_of(x, settings.get("rough_window", 24), settings.get("rough_order", 1)),
+        rough_scale=rough_scale_of(x, settings.get("rough_window", 24), settings.get("rough_order", 2)),
         max_gap_ms=max_gap,
         meta={"inertia": states.inertia, "silhouette": states.silhouette, "k_scores": states.k_scores,
               "n_history": int(len(finite))},
