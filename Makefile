@@ -7,12 +7,13 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 export PYTHONUNBUFFERED := 1
 
-.PHONY: venv demo test lint bench-clean up down clean-work help
+.PHONY: venv demo test lint bench-clean up down screens clean-work help
 
 help:
 	@echo "make demo   - run the pipeline end to end on embedded defaults (creates .venv if missing)"
 	@echo "make test   - lint, layer contracts and the test suite (creates .venv if missing)"
 	@echo "make up     - start the MLflow, Airflow and Flink UIs in the background (make down stops them)"
+	@echo "make screens - README screenshots of the UIs (needs Chromium: apt-get install -y chromium)"
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,6 +38,9 @@ up: $(STAMP)
 
 down: $(STAMP)
 	$(PY) -m dags.services down
+
+screens: $(STAMP)
+	$(PY) -m dags.screenshots $(SCREENS_ARGS)
 
 bench-clean: $(STAMP)
 	$(PY) -m bench.clean_bench $(BENCH_ARGS)

@@ -123,11 +123,12 @@ def _is_loopback(addr: str) -> bool:
 @pytest.fixture(scope="module")
 def services(tmp_path_factory):
     root = tmp_path_factory.mktemp("services")
-    mlflow_port, airflow_port, flink_port = _free_ports(3)
+    mlflow_port, airflow_port, flink_port, flink_rpc_port = _free_ports(4)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SG_", "MLFLOW_", "AIRFLOW"))}
     env.update(SG_WORK_DIR=str(root / "work"), AIRFLOW_HOME=str(root / "airflow"),
                MLFLOW_TRACKING_URI=f"sqlite:///{root / 'mlflow.db'}", SG_ARTIFACT_ROOT=str(root / "mlruns"),
                SG_MLFLOW_PORT=str(mlflow_port), SG_AIRFLOW_PORT=str(airflow_port), SG_FLINK_PORT=str(flink_port),
+               SG_FLINK_RPC_PORT=str(flink_rpc_port),
                AIRFLOW__CORE__PARALLELISM="2")
 
     def cli(action: str) -> subprocess.CompletedProcess:
