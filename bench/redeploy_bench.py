@@ -109,10 +109,15 @@ def _records(out: Path) -> list[dict]:
     return sorted(read_records(out / "scores"), key=lambda r: r["emitted_at"])
 
 
-def _wait_new(out: Path, version: str, since_ms: int, timeout_s: float = 240) -> tuple[dict | None, float | None]:
-    """First record of ``version`` emitted after ``since_ms``, and the wall time it was first seen."""
+def _wait_new(out: Path, version: str, since_ms: int, healthy, timeout_s: float = 240) -> tuple[dict | None, float | None]:
+    """First record of ``version`` emitted after ``since_ms``, and the wall time it was first seen;
+    ``healthy()`` raises (with the job's exception) when the job failed meanwhile."""
     deadline = time.monotonic() + timeout_s
+    checked = 0.0
     while time.monotonic() < deadline:
+        if time.monotonic() - checked > 2:
+            healthy()
+            checked = time.monotonic()
         new = [r for r in _records(out) if r["model_version"] == version and r["emitted_at"] >= since_ms]
         if new:
             return new[0], time.time() * 1000
@@ -120,8 +125,8 @@ def _wait_new(out: Path, version: str, since_ms: int, timeout_s: float = 240) ->
     return None, None
 
 
-def _measure(out: Path, version: str, moved_ms: int, settle_s: float = 20) -> dict:
-    first, seen_ms = _wait_new(out, version, moved_ms)
+def _measure(out: Path, version: str, moved_ms: int, healthy, settle_s: float = 20) -> dict:
+    first, seen_ms = _wait_new(out, version, moved_ms, healthy)
     if first is None:
         return {"error": f"no output of v{version} within the timeout"}
     time.sleep(settle_s)
@@ -168,7 +173,7 @@ def run(args) -> dict:
                 if mode == "redeploy":
                     d.redeploy(verify_timeout_s=0)
                 call_s = time.perf_counter() - t
-                m = _measure(root / "out", new, moved_ms)
+                m = _measure(root / "out", new, moved_ms, lambda d=d: d.check_healthy(d.state()["job_id"]))
                 m.update(round=i + 1, from_version=current, to_version=new, deploy_call_s=call_s if mode == "redeploy" else None)
                 results[mode].append(m)
                 print(f"{mode} round {i + 1}: {m}", flush=True)

@@ -42,6 +42,7 @@ JOBS = {  # family -> (module of the job, job name it runs under)
     "lstm_ed": ("flink_jobs.streaming.lstm_job", "streamguard-lstm-ed"),
     "hydro": ("flink_jobs.streaming.hydro_job", "streamguard-hydro"),
 }
+PY_ERROR = re.compile(r"^([A-Z]\w*(?:Error|Exception): .*)$", re.M)
 ACTIVE = ("CREATED", "INITIALIZING", "RUNNING", "RESTARTING", "RECONCILING")
 
 
@@ -101,8 +102,13 @@ class FlinkRest:
         except DeployError as exc:
             return f"(exceptions not available: {exc})"
         entries = (ex.get("exceptionHistory") or {}).get("entries") or []
-        parts = [f"{e.get('exceptionName', '')} in {e.get('taskName') or 'job'}:\n{e.get('stacktrace', '')[:3000]}"
-                 for e in entries[:3]]
+        parts = []
+        for e in entries[:3]:
+            trace = e.get("stacktrace", "")
+            # a Python worker's error ('ImportError: ...') sits deep inside the Java trace: show it first
+            py = PY_ERROR.findall(trace)
+            head = f"Python error: {py[-1]}\n" if py else ""
+            parts.append(f"{head}{e.get('exceptionName', '')} in {e.get('taskName') or 'job'}:\n{trace[:3000]}")
         if not parts and ex.get("root-exception"):
             parts = [ex["root-exception"][:3000]]
         return "\n---\n".join(parts)
@@ -133,7 +139,7 @@ class FlinkRest:
         while time.monotonic() < deadline:
             info = self.job(job_id)
             state = info.get("state")
-            if state in ("FAILED", "CANCELED", "CANCELLING", "FAILING", "FINISHED", "SUSPENDED"):
+            if state in ("FAILED", "CANCELED", "CANCELLING", "FAILING", "FINISHED", "SUSPENDED", "RESTARTING"):
                 raise DeployError(f"job {job_id} ended {state} instead of running:\n{self.exceptions(job_id)}")
             if state == "RUNNING" and all(v.get("status") == "RUNNING" for v in info.get("vertices", [])):
                 return info
@@ -276,7 +282,11 @@ def client_conf(address: str) -> Path:
 
 def submit(address: str, family: str, job_args: list[str], savepoint: str | None = None,
            python: str = sys.executable, pyfs: str | None = None, timeout_s: float = 240) -> str:
-    """``flink run -d`` the family's job (optionally from ``savepoint``); returns the job id."""
+    """``flink run -d`` the family's job (optionally from ``savepoint``); returns the job id.
+
+    The job sets its workers' Python to the interpreter that builds it (``flink_jobs/env.py``), so on a
+    remote cluster this venv must exist at the same path on the TaskManagers.
+    """
     module, _ = JOBS[family]
     cmd = [str(flink_bin()), "run", "-d", "-m", address, "-pyexec", python, "-pyclientexec", python]
     if savepoint:
@@ -350,21 +360,28 @@ class Deployer:
         started_ms = int(time.time() * 1000)
         try:
             jid = submit(self.address, self.family, job_args, savepoint, self.python)
-        except DeployError:
-            self._record(st, f"{action}-failed", None, savepoint, versions, job_args=job_args)
-            raise
-        st["job_args"] = job_args
-        try:
-            self.rest.wait_running(jid)
         except DeployError as exc:
-            self._record(st, f"{action}-failed", jid, savepoint, versions, error=str(exc)[:2000])
-            raise DeployError(f"{exc}\nThe last savepoint is still usable: {st.get('last_savepoint') or savepoint} "
-                              f"(`python -m flink_jobs.deploy submit --family {self.family} --from-last-savepoint`)") from exc
-        entry = self._record(st, action, jid, None, versions, restored_from=savepoint, started_ms=started_ms)
+            self._record(st, f"{action}-failed", None, None, versions, error=str(exc)[:2000],
+                         restored_from=savepoint)
+            raise DeployError(f"{exc}\nNothing was started; the last savepoint is still usable: "
+                              f"{st.get('last_savepoint') or savepoint}") from exc
+        st["job_args"] = job_args
         if savepoint:
             st["last_savepoint"] = savepoint
-            save_state(st, self.state_dir)
-        entry["verified"] = self.verify(versions, started_ms, verify_timeout_s)
+        try:
+            self.rest.wait_running(jid)
+            entry = self._record(st, action, jid, None, versions, restored_from=savepoint, started_ms=started_ms)
+            entry["verified"] = self.verify(versions, started_ms, verify_timeout_s, job_id=jid)
+        except DeployError as exc:
+            try:  # a job failing in a restart loop must not hold the slot (nor stay the recorded job)
+                self.rest.cancel(jid)
+            except DeployError:
+                pass
+            self._record(st, f"{action}-failed", None, None, versions, error=str(exc)[:2000], failed_job=jid,
+                         restored_from=savepoint)
+            raise DeployError(f"{exc}\nThe failed job {jid} was cancelled; the last savepoint is still usable: "
+                              f"{st.get('last_savepoint')} (`python -m flink_jobs.deploy submit --family "
+                              f"{self.family} --from-last-savepoint`, or redeploy/rollback)") from exc
         return entry
 
     def _names(self, job_args: list[str]) -> list[str] | None:
@@ -375,8 +392,9 @@ class Deployer:
 
         return [registry_name(self.family, s) for s in series.split(",") if s]
 
-    def verify(self, versions: dict[str, str], since_ms: int, timeout_s: float = 60) -> dict:
-        """Wait until the job reports ``versions`` for every model it has loaded; raise on a wrong version.
+    def verify(self, versions: dict[str, str], since_ms: int, timeout_s: float = 60, job_id: str | None = None) -> dict:
+        """Wait until the job reports ``versions`` for every model it has loaded; raise on a wrong version,
+        or when the job (``job_id``) fails or restarts meanwhile (with its exception).
 
         Returns ``{"confirmed": {...}, "pending": [...]}``: pending models had no data yet (models load
         when their series first shows up) and did not report within ``timeout_s``.
@@ -384,6 +402,8 @@ class Deployer:
         st = self.state()
         deadline = time.monotonic() + timeout_s
         while True:
+            if job_id:
+                self.check_healthy(job_id)
             seen = reported_versions(self.family, st.get("job_args", []), since_ms)
             confirmed = {n: v for n, v in versions.items() if seen.get(n, {}).get("version") == v}
             wrong = {n: seen[n]["version"] for n in versions if n in seen and seen[n]["version"] != versions[n]}
@@ -395,6 +415,14 @@ class Deployer:
             raise DeployError(f"the new {self.family} job reports other versions than production: {wrong} "
                               f"(production: { {n: versions[n] for n in wrong} })")
         return {"confirmed": confirmed, "pending": pending}
+
+    def check_healthy(self, job_id: str) -> None:
+        """Raise with the job's exception when it is not RUNNING or has failed (and restarted) since it started."""
+        state = self.rest.job(job_id).get("state")
+        problem = self.rest.exceptions(job_id)
+        if state != "RUNNING" or problem:
+            raise DeployError(f"{self.family} job {job_id} is {state}"
+                              f"{' after a failure' if problem else ''}:\n{problem}")
 
     def stop(self, action: str = "stop") -> str:
         """Stop the recorded job with a savepoint; returns the savepoint path."""
