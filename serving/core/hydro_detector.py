@@ -80,6 +80,7 @@ class HydroDetector:
     baseline_points: int = 192
     excursion_sigmas: float = 6.0
     max_excursion: int = 96
+    local_sigma_points: int = 0  # residuals of the last unflagged points that can widen the interval (0: off)
     max_gap_ms: int | None = None
     use_markov: bool = True
     use_rules: bool = True
@@ -142,6 +143,7 @@ class HydroDetector:
             "exc_len": 0,
             "dx": tuple(float(v) for v in np.diff(tail)[-self.rough_window :]),
             "rbase": (),
+            "res": (),
             "last_env": -1,
         }
 
@@ -166,6 +168,18 @@ class HydroDetector:
             return s, {"forecast": value, "lower": lo, "upper": hi, "candidate": False, "verified": False,
                        "anomaly_probability": math.nan, "anomalous": False, "reasons": 0}
         f, lo, hi = self._forecast(s)
+        res = s.get("res", ())
+        thr, gate = self.change_threshold, 0.0
+        if self.local_sigma_points and len(res) >= 16:
+            # the interval, and the size a jump needs to be kept whatever its transition, grow with the recent
+            # residual spread (high flows are noisier than the history, by several cm on Logan River stage)
+            ordered = sorted(res)
+            med = ordered[len(ordered) // 2]
+            local = 1.4826 * sorted(abs(v - med) for v in res)[len(res) // 2]
+            if self._inc.z * local > (hi - lo) / 2:
+                lo, hi = f - self._inc.z * local, f + self._inc.z * local
+            gate = self.excursion_sigmas * local
+            thr = max(thr, gate)
         out = {"forecast": f, "lower": lo, "upper": hi, "candidate": False, "verified": False,
                "anomaly_probability": math.nan, "anomalous": False, "reasons": 0}
         if value is None or not math.isfinite(value):
@@ -183,8 +197,10 @@ class HydroDetector:
             j = mk.assign_one_2d(self._mid, self.state_scale, value, value - s["ref"])
         p_ij = self._p[i][j]
         a = 1.0 - p_ij / self._pmax[i] if self._pmax[i] > 0 else 1.0
-        verified = mk.verify(cand, p_ij, a, value - s["ref"], self.change_threshold, self.min_probability) \
+        verified = mk.verify(cand, p_ij, a, value - s["ref"], thr, self.min_probability) \
             if self.use_markov else cand
+        if verified and abs(value - s["ref"]) <= gate:
+            verified = False  # within the recent noise: an improbable state change of a few cm is jitter
         flagged = verified
         reasons = R_VERIFIED * bool(verified)
         if self.use_rules:
@@ -228,6 +244,8 @@ class HydroDetector:
             s.update(cand_bits=bits, in_block=in_block, flat_run=flat, exc_len=exc_len, recent=recent, base=base,
                      dx=dxs, rbase=rbase, last_env=env)
         s["last_raw"] = value
+        if self.local_sigma_points and not flagged:
+            s["res"] = (res + (value - f,))[-self.local_sigma_points :]
         s["streak"] = s["streak"] + 1 if flagged else 0
         use = f if (flagged and s["streak"] <= self.hold) else value
         s["arima"] = self._inc.step(s["arima"], use, f if self.mode == "incremental" else None)

@@ -15,7 +15,7 @@ import numpy as np
 
 from serving.core import arima as ar
 from serving.core.event_metrics import all_metrics
-from serving.core.hydro_detector import HydroDetector, fit_detector
+from serving.core.hydro_detector import HydroDetector, fit_detector, rough_scale_of
 
 DAY_MS = 86_400_000
 
@@ -26,6 +26,14 @@ VARIANTS = {
     "arima": {"use_markov": False, "use_rules": False, **PAPER_INTERVAL},
     "arima+markov": {"use_markov": True, "use_rules": False, **PAPER_INTERVAL},
     "full": {"use_markov": True, "use_rules": True},
+}
+# settings of the full detector that calibration chooses between (bench/hydro_bench.py): the roughness
+# order and whether the interval widens with the recent residual spread
+CONFIGS = {
+    "d2": {"rough_order": 2, "local_sigma_points": 0},
+    "d1": {"rough_order": 1, "local_sigma_points": 0},
+    "d2+local": {"rough_order": 2, "local_sigma_points": 96},
+    "d1+local": {"rough_order": 1, "local_sigma_points": 96},
 }
 
 
@@ -86,6 +94,10 @@ def rolling_scores(
         res.detectors.append((a, det))
         for name, changes in variants.items():
             t1 = time.perf_counter()
+            changes = dict(changes)
+            if changes.get("rough_order", det.rough_order) != det.rough_order:
+                # the history scale belongs to the roughness order: recompute it (label-free, cheap)
+                changes["rough_scale"] = rough_scale_of(hist, det.rough_window, changes["rough_order"])
             out = det.variant(**changes).score_series(x[a:b], t[a:b])
             res.score_seconds[name] += time.perf_counter() - t1
             res.flags[name][a - res.start : b - res.start] = out["anomalous"]
