@@ -131,3 +131,19 @@ def test_interval_uses_robust_spread_unless_asked():
     mle = det.variant(robust_sigma=False)
     assert mle.arima.sigma == pytest.approx(np.sqrt(det.arima.sigma2))
     assert det.arima.sigma == pytest.approx(0.1, rel=0.2) and mle.arima.sigma == pytest.approx(0.1, rel=0.2)
+
+
+def test_local_spread_widens_interval_and_gates_jumps_in_noisy_periods():
+    det, rng = _flat_detector()
+    x = 10 + rng.normal(0, 0.1, 400)
+    x[100:] = 10 + rng.normal(0, 1.0, 300)  # a noisier regime (high flow): jumps of 2-4 are ordinary now
+    x[350] = 30.0  # a real dropout-size spike stays an anomaly
+    ts = np.arange(400) * 900_000
+    fixed = det.score_series(x, ts)
+    local = det.variant(local_sigma_points=96).score_series(x, ts)
+    width_l, width_f = local["upper"] - local["lower"], fixed["upper"] - fixed["lower"]
+    # quiet: never narrower than the history interval, at most a little wider (a 96-point MAD is noisy)
+    assert np.all(width_l[:100] >= width_f[:100]) and np.median(width_l[:100]) < 1.5 * width_f[0]
+    assert np.all(width_l[220:340] > 3 * width_f[220:340])
+    assert local["verified"][200:340].sum() < fixed["verified"][200:340].sum() / 3
+    assert local["verified"][350] and fixed["verified"][350]

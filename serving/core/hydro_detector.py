@@ -244,7 +244,9 @@ class HydroDetector:
             s.update(cand_bits=bits, in_block=in_block, flat_run=flat, exc_len=exc_len, recent=recent, base=base,
                      dx=dxs, rbase=rbase, last_env=env)
         s["last_raw"] = value
-        if self.local_sigma_points and not flagged:
+        if self.local_sigma_points:
+            # every point counts (the median tolerates spikes); keeping only unflagged ones would freeze the
+            # spread at its quiet value as soon as a noisy regime gets flagged, and never let it widen
             s["res"] = (res + (value - f,))[-self.local_sigma_points :]
         s["streak"] = s["streak"] + 1 if flagged else 0
         use = f if (flagged and s["streak"] <= self.hold) else value
