@@ -85,3 +85,14 @@ def test_window_metrics_and_point_adjust():
     assert m["point_f1"] == pytest.approx(2 * 0.4 * 1 / 1.4)
     hit = top3_hit_rate([False, False, True, False], starts, 5, [[], [], [(4, 0.9)], []], [Segment(12, 14, [4])])
     assert hit == 1.0
+
+
+def test_fit_gaussian_channel_mask_ignores_flat_channels():
+    x = np.column_stack([np.linspace(0, 1, 101), np.full(101, 0.3), np.r_[np.zeros(99), 1.0, 0.0]])
+    assert scoring.varying_channels(x).tolist() == [True, False, False]  # rare spike: 5-95% range is 0
+    e = np.array([[1.0, 0.0, 5.0], [3.0, 0.0, 7.0]])
+    mu, prec, _ = scoring.fit_gaussian(e, method="pinv", channels=np.array([True, False, False]))
+    assert mu.tolist() == [2.0, 0.0, 6.0]
+    np.testing.assert_allclose(prec, [[1.0, 0, 0], [0, 0, 0], [0, 0, 0]])
+    # a move of a masked channel adds nothing; channel 0 alone: (4-2)^2 / 1
+    assert scoring.mahalanobis(np.array([4.0, 9.0, -3.0]), mu, prec) == pytest.approx(4.0)

@@ -40,12 +40,30 @@ class RobustScaler:
         return np.clip(z, -self.clip, self.clip).astype(np.float32)
 
 
-def fit_gaussian(errors: np.ndarray, method: str = "shrinkage", shrinkage: float | None = None):
+def varying_channels(x: np.ndarray) -> np.ndarray:
+    """Channels whose 5-95% range is non-zero on ``x`` (T, C): the ones a model can learn anything about.
+    A channel flat in training (SMD has several; some move in the test half, e.g. channel 37 of
+    machine-1-6) has near-zero validation error variance, so any later move would dominate a_t."""
+    x = np.asarray(x, dtype=np.float64)
+    return (np.quantile(x, 0.95, axis=0) - np.quantile(x, 0.05, axis=0)) > 0
+
+
+def fit_gaussian(errors: np.ndarray, method: str = "shrinkage", shrinkage: float | None = None,
+                 channels: np.ndarray | None = None):
     """mu and precision (inverse covariance) of error vectors (n, C); covariance with ddof=0.
 
     ``shrinkage`` given: fixed coefficient a in [0, 1]; None: Ledoit-Wolf's estimate.
+    ``channels`` (bool mask, C): fit on these channels only; the precision's rows and columns of the others
+    are 0, so they add nothing to a_t (mu stays the mean of every channel).
     Returns (mu, precision, shrinkage_used) as float64.
     """
+    if channels is not None:
+        keep = np.asarray(channels, dtype=bool)
+        e = np.asarray(errors, dtype=np.float64).reshape(-1, np.shape(errors)[-1])
+        _, sub, a = fit_gaussian(e[:, keep], method, shrinkage)
+        prec = np.zeros((e.shape[1], e.shape[1]))
+        prec[np.ix_(keep, keep)] = sub
+        return e.mean(axis=0), prec, a
     e = np.asarray(errors, dtype=np.float64).reshape(-1, np.shape(errors)[-1])
     mu = e.mean(axis=0)
     cov = np.cov(e - mu, rowvar=False, bias=True).reshape(e.shape[1], e.shape[1])

@@ -22,6 +22,7 @@ from training.lstm_ed.train import train_model
 FAMILY = "lstm_ed"
 EXPERIMENT = "lstm_ed"
 PROMOTION_METRIC = "val_probe_auc"  # validation only: see probe_auc
+UNSCORED_SD = 1e12  # error sd given to channels left out of the score: their share is 0
 
 
 @dataclass
@@ -38,8 +39,9 @@ class TrainConfig:
     seed: int = 0
     mode: str = "auto"  # 'free' (paper), 'teacher', or 'auto' = the higher validation probe AUC
     cov: str = "shrinkage"
+    score_channels: str = "varying"  # 'varying': leave channels flat in training out of a_t; 'all': session 1
     calibration: str = "pot"  # label-free tau/delta: 'pot' (tail fit + count model) or 'quantile' (session 1)
-    risk: float = 1e-3  # pot: P(a_t > tau) on normal data
+    risk: float = 1e-2  # pot: P(a_t > tau) on normal data (the 1% point level of session 1, now tail-fitted)
     pot_init_q: float = 0.98  # pot: the tail is fitted above this quantile of validation a_t
     q: float = 0.99  # quantile: tau = this quantile of validation a_t
     far: float = 0.01  # delta: window false-alarm rate (modelled for pot, empirical on validation for quantile)
@@ -105,10 +107,11 @@ def build_detector(model, scaler: scoring.RobustScaler, train: np.ndarray, cfg: 
     config = LSTMEDConfig(**{k: v for k, v in model.config.to_dict().items()})
     moving = np.flatnonzero(train[:cut].std(axis=0) > 0)
     moving = moving if len(moving) else np.arange(train.shape[1])
+    scored = scoring.varying_channels(train[:cut]) if cfg.score_channels == "varying" else None
     per_mode = {}
     for mode in (MODES if cfg.mode == "auto" else (cfg.mode,)):
         err = val_errors[mode] if val_errors else np.abs(z_val - reconstruct(model, z_val, mode))
-        mu, prec, shrink = scoring.fit_gaussian(err.reshape(-1, err.shape[-1]), cfg.cov)
+        mu, prec, shrink = scoring.fit_gaussian(err.reshape(-1, err.shape[-1]), cfg.cov, channels=scored)
         val_scores = scoring.mahalanobis(err, mu, prec)
         probe_windows = z_val[:: max(1, cfg.step // cfg.train_step)]
         per_mode[mode] = {
@@ -125,9 +128,18 @@ def build_detector(model, scaler: scoring.RobustScaler, train: np.ndarray, cfg: 
                                              cfg.adapt_windows * max(1, cfg.step // cfg.train_step))
     tau, delta, how = calibrate.label_free(val_scores, cfg)
     calibration = {"method": cfg.calibration, "cov": cfg.cov, "shrinkage": chosen["shrinkage"],
+                   "unscored_channels": [] if scored is None else np.flatnonzero(~scored).tolist(),
                    **{k: v for k, v in how.items() if k != "val_window_alarm_rate"}}
-    cov_shrunk = np.linalg.inv(chosen["prec"]) if chosen["shrinkage"] > 0 else None
-    sd = np.sqrt(np.diag(cov_shrunk)) if cov_shrunk is not None else chosen["err"].reshape(-1, train.shape[1]).std(0)
+    cov_shrunk = None
+    if chosen["shrinkage"] > 0:
+        keep = scored if scored is not None else np.ones(train.shape[1], bool)
+        cov_shrunk = np.eye(train.shape[1])
+        cov_shrunk[np.ix_(keep, keep)] = np.linalg.inv(chosen["prec"][np.ix_(keep, keep)])
+    sd = chosen["err"].reshape(-1, train.shape[1]).std(0)
+    if cov_shrunk is not None:
+        sd = np.sqrt(np.diag(cov_shrunk))
+    if scored is not None:  # unscored channels take no share of a window's error either
+        sd = np.where(scored, sd, UNSCORED_SD)
     det = LSTMEDDetector(
         center=scaler.center, scale=scaler.scale, clip=scaler.clip, model_config=config.to_dict(),
         state_dict={k: v.detach().cpu().numpy().copy() for k, v in model.state_dict().items()},
