@@ -55,8 +55,11 @@ def calibrated_windows(val_pts, test_pts, cfg, val_step):
     ref = float(np.median(np.median(val, axis=1)))
     if cfg.adapt_windows > 0:
         val, _ = scoring.adapt_recent(val, ref, None, cfg.adapt_windows * max(1, cfg.step // val_step))
-        tst, _ = scoring.adapt_recent(tst, ref, None, cfg.adapt_windows)
     tau, delta, _ = calibrate.label_free(val, cfg)
+    if cfg.adapt_windows > 0 and cfg.adapt_guard > 0:  # as the detector does
+        tst, _ = scoring.adapt_guarded(tst, ref, None, cfg.adapt_windows, tau, delta, cfg.adapt_guard)
+    elif cfg.adapt_windows > 0:
+        tst, _ = scoring.adapt_recent(tst, ref, None, cfg.adapt_windows)
     return tst, window_starts(len(test_pts), cfg.length, cfg.step), (tau, delta)
 
 
@@ -206,7 +209,9 @@ def main(argv=None) -> None:
     p.add_argument("--batch-size", type=int, default=5, help="batch size (paper: 5; measured no slower than 32 on CPU, lower val loss)")
     p.add_argument("--train-step", type=int, default=20, help="stride of training/validation windows")
     p.add_argument("--mode", default="auto", choices=["auto", "free", "teacher"], help="decoder inference mode")
-    p.add_argument("--adapt-windows", type=int, default=16, help="recent-behaviour normalisation (0: off)")
+    p.add_argument("--adapt-windows", type=int, default=32, help="recent-behaviour normalisation (0: off)")
+    p.add_argument("--adapt-guard", type=float, default=0.5,
+                   help="adapt to unflagged windows unless more than this share was flagged (0: to all windows)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads (default 1: on a shared 2-core machine more threads oversubscribe and run slower)")
     p.add_argument("--device", default="cpu", help="torch device for training without a cache (auto: cuda if any)")
@@ -225,7 +230,7 @@ def main(argv=None) -> None:
 
     machines = a.machines or list_any(folder)
     cfg = TrainConfig(hidden=a.hidden, max_epochs=a.max_epochs, batch_size=a.batch_size, train_step=a.train_step,
-                      mode=a.mode, adapt_windows=a.adapt_windows, threads=a.threads, device=a.device,
+                      mode=a.mode, adapt_windows=a.adapt_windows, adapt_guard=a.adapt_guard, threads=a.threads, device=a.device,
                       calibration=a.calibration, risk=a.risk, far=a.far, q=a.q, cov=a.cov)
     cache = Path(a.cache_dir) if a.cache_dir else None
     settings = {**cfg.to_params(), "data": _rel(folder), "cache_dir": _rel(cache) if cache else None,

@@ -96,3 +96,18 @@ def test_fit_gaussian_channel_mask_ignores_flat_channels():
     np.testing.assert_allclose(prec, [[1.0, 0, 0], [0, 0, 0], [0, 0, 0]])
     # a move of a masked channel adds nothing; channel 0 alone: (4-2)^2 / 1
     assert scoring.mahalanobis(np.array([4.0, 9.0, -3.0]), mu, prec) == pytest.approx(4.0)
+
+
+def test_adapt_guarded_keeps_anomalies_until_the_guard_accepts_a_new_level():
+    scores = np.repeat(np.array([1.0] * 4 + [10.0] * 5)[:, None], 3, axis=1)  # 9 windows of 3 points
+    out, st = scoring.adapt_guarded(scores, ref=1.0, state=None, k=4, tau=5.0, delta=0, guard=0.5)
+    # windows 4-6 stay at 10 (level from unflagged windows = 1); at window 7, 3 of the last 4 were
+    # flagged (> 0.5): the level of all recent windows (median of 1, 10, 10, 10 = 10) is used
+    assert out[:, 0].tolist() == [1, 1, 1, 1, 10, 10, 10, 1, 1]
+    assert st["flags"] == [True, True, False, False] and len(st["all"]) == 4
+    plain, _ = scoring.adapt_recent(scores, ref=1.0, history=None, k=4)
+    assert plain[6, 0] == pytest.approx(10 / 5.5)  # the plain rule already halves the third anomalous window
+    # streaming in two calls carrying the state gives the same result
+    a, s1 = scoring.adapt_guarded(scores[:5], 1.0, None, 4, 5.0, 0, 0.5)
+    b, _ = scoring.adapt_guarded(scores[5:], 1.0, s1, 4, 5.0, 0, 0.5)
+    np.testing.assert_array_equal(np.vstack([a, b]), out)

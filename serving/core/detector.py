@@ -35,6 +35,7 @@ class LSTMEDDetector:
     channel_names: list[str] = field(default_factory=list)
     adapt_windows: int = 0  # 0: plain scores; k > 0: scores relative to the previous k windows
     adapt_ref: float = 1.0  # median a_t on validation windows
+    adapt_guard: float = 0.0  # 0: adapt to all recent windows; > 0: to unflagged ones, see scoring.adapt_guarded
     calibration: dict = field(default_factory=dict)  # how tau/delta were chosen (mode, quantile, ...)
 
     def __getstate__(self):
@@ -74,7 +75,8 @@ class LSTMEDDetector:
 
     def score_windows(self, windows: np.ndarray, history: list | None = None) -> dict:
         """Score raw windows in time order. ``history`` carries recent-window levels between stream calls
-        (returned under 'history'); None starts fresh."""
+        (returned under 'history': a list, or with ``adapt_guard`` a dict of three short lists); None starts
+        fresh."""
         windows = np.asarray(windows, dtype=np.float32)
         if windows.ndim != 3 or windows.shape[2] != self.n_channels:
             raise ValueError(f"expected windows (N, L, {self.n_channels}), got {windows.shape}")
@@ -85,7 +87,10 @@ class LSTMEDDetector:
         (the bench feeds cached errors here)."""
         a = scoring.mahalanobis(err, self.mu, self.precision)
         hist = history
-        if self.adapt_windows > 0:
+        if self.adapt_windows > 0 and getattr(self, "adapt_guard", 0.0) > 0:  # detectors pickled before: 0
+            a, hist = scoring.adapt_guarded(a, self.adapt_ref, history, self.adapt_windows, self.tau, self.delta,
+                                            self.adapt_guard)
+        elif self.adapt_windows > 0:
             a, hist = scoring.adapt_recent(a, self.adapt_ref, history, self.adapt_windows)
         counts = scoring.count_over_tau(a, self.tau)
         shares = scoring.channel_shares(err, self.mu, self.error_sd, a > self.tau)

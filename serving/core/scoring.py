@@ -136,3 +136,30 @@ def adapt_recent(scores: np.ndarray, ref: float, history: list[float] | None, k:
         out[i] = row / max(level, 1.0)
         hist.append(float(np.median(row)))
     return out, hist[-k:]
+
+
+def adapt_guarded(scores: np.ndarray, ref: float, state: dict | None, k: int, tau: float, delta: float,
+                  guard: float = 0.5) -> tuple[np.ndarray, dict]:
+    """Scores relative to recent NORMAL behaviour, for streams whose level shifts (SMD's test halves).
+
+    Each window's a_t is divided by the median of the previous k unflagged windows' median a_t (relative to
+    ``ref``), never by less than 1, so an anomaly does not raise the level that hides it (``adapt_recent``
+    absorbs any anomaly longer than about k/2 windows). Guard: when more than ``guard`` of the last k
+    windows were flagged, that many alarms are taken as a new normal level, and the level of all recent
+    windows is used instead. ``state`` (None to start) is returned updated: three short lists, for a stream.
+    """
+    st = {"all": [], "normal": [], "flags": []} if state is None else {n: list(v) for n, v in state.items()}
+    out = np.empty_like(np.asarray(scores, dtype=np.float64))
+    for i, row in enumerate(np.asarray(scores, dtype=np.float64)):
+        if st["flags"] and np.mean(st["flags"]) > guard:
+            level = float(np.median(st["all"])) / ref if ref > 0 else 1.0
+        else:
+            level = float(np.median(st["normal"])) / ref if st["normal"] and ref > 0 else 1.0
+        out[i] = row / max(level, 1.0)
+        flagged = bool((out[i] > tau).sum() > delta)
+        st["all"].append(float(np.median(row)))
+        st["flags"].append(flagged)
+        if not flagged:
+            st["normal"].append(float(np.median(row)))
+        st = {n: v[-k:] for n, v in st.items()}
+    return out, st

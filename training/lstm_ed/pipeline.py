@@ -45,7 +45,8 @@ class TrainConfig:
     pot_init_q: float = 0.98  # pot: the tail is fitted above this quantile of validation a_t
     q: float = 0.99  # quantile: tau = this quantile of validation a_t
     far: float = 0.01  # delta: window false-alarm rate (modelled for pot, empirical on validation for quantile)
-    adapt_windows: int = 16  # scores relative to the previous 16 windows (about one day at step 90)
+    adapt_windows: int = 32  # scores relative to the previous 32 windows (about two days at step 90)
+    adapt_guard: float = 0.5  # relative to unflagged windows unless over half were flagged (0: all windows)
     clip: float = 5.0
     threads: int | None = None
     device: str = "cpu"  # torch device for training ('auto': cuda when available)
@@ -146,7 +147,7 @@ def build_detector(model, scaler: scoring.RobustScaler, train: np.ndarray, cfg: 
         mu=chosen["mu"], precision=chosen["prec"], error_sd=np.maximum(sd, 1e-9), tau=tau, delta=delta,
         length=cfg.length, step=cfg.step, mode=mode,
         channel_names=list(channel_names or [f"c{i}" for i in range(train.shape[1])]),
-        adapt_windows=cfg.adapt_windows, adapt_ref=ref, calibration={"mode": "unsupervised", **calibration},
+        adapt_windows=cfg.adapt_windows, adapt_ref=ref, adapt_guard=cfg.adapt_guard, calibration={"mode": "unsupervised", **calibration},
     )
     det._model = model
     info = {
