@@ -8,7 +8,8 @@ import pandas as pd
 
 from serving.core.hydro_detector import HydroDetector
 
-OUTPUT_COLUMNS = ["ts", "value", "forecast", "lower", "upper", "candidate", "anomaly_probability", "anomalous"]
+OUTPUT_COLUMNS = ["ts", "value", "forecast", "lower", "upper", "candidate", "anomaly_probability", "anomalous",
+                  "reasons"]
 
 
 class HydroPyfunc(mlflow.pyfunc.PythonModel):
@@ -31,4 +32,5 @@ class HydroPyfunc(mlflow.pyfunc.PythonModel):
             "candidate": out["candidate"].astype(bool),
             "anomaly_probability": out["anomaly_probability"],
             "anomalous": out["anomalous"].astype(bool),
+            "reasons": out["reasons"].astype(np.int64),  # bit mask of the rules that flagged the point
         }, columns=OUTPUT_COLUMNS)
