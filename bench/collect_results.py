@@ -37,7 +37,7 @@ def render(results_dir: Path = RESULTS) -> str:
         if body and body[0].startswith("# "):  # the file's own title becomes the section's subtitle
             body = [f"*{body[0][2:].strip()}*", *body[1:]]
         body = [("#" + line) if line.startswith("## ") else line for line in body]
-        rel = p.relative_to(ROOT).as_posix()
+        rel = f"bench/results/{p.name}"
         parts += ["", f'<a id="{p.stem.replace("_", "-")}"></a>', "", f"## {TITLES.get(p.stem, p.stem)}", "",
                   f"Source: [`{rel}`](../{rel}) (figures and settings: [`{p.with_suffix('.json').name}`](../{rel[:-3]}.json))",
                   "", *body]
@@ -47,8 +47,10 @@ def render(results_dir: Path = RESULTS) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--check", action="store_true", help="only compare; exit 1 when docs/results.md is stale")
+    p.add_argument("--results-dir", type=Path, default=RESULTS,
+                   help="read the .md files from here (e.g. a `git archive` of a commit); default bench/results")
     a = p.parse_args(argv)
-    text = render()
+    text = render(a.results_dir)
     if a.check:
         stale = not OUT.exists() or OUT.read_text() != text
         print(f"{OUT} is {'stale: run python -m bench.collect_results' if stale else 'up to date'}")
