@@ -204,12 +204,13 @@ def main(argv: list[str] | None = None) -> int:
         ids = [v["run_id"] for v in sorted(versions, key=lambda v: int(v["version"]))]
         exp = _get(f"{mlflow}/api/2.0/mlflow/runs/get?run_id={ids[0]}")["run"]["info"]["experiment_id"]
         query = urllib.parse.urlencode({"runs": json.dumps(ids), "experiments": json.dumps([exp])})
-        # Down to the metrics table of the comparison (the text node "Metrics" heads it).
-        scroll_to_metrics = ("(() => { const w = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);"
-                             " let last = null; while (w.nextNode()) if (w.currentNode.nodeValue.trim() === 'Metrics')"
-                             " last = w.currentNode.parentElement; last?.scrollIntoView({block: 'start'}); })()")
+        # "Show diff only" on (parameters, metrics, tags), then down to the run details and what differs.
+        diff_view = ("(() => { document.querySelectorAll('[role=switch]').forEach(s => s.click());"
+                     " const w = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT); let hit = null;"
+                     " while (w.nextNode()) if (w.currentNode.nodeValue.trim() === 'Run details')"
+                     " hit = w.currentNode.parentElement; hit?.scrollIntoView({block: 'start'}); })()")
         browser.shoot(f"{mlflow}/#/compare-runs?{query}", ["Comparing", "Run details", "Metrics"],
-                      out / "mlflow_compare.png", settle_s=3, then_js=f"{CLOSE_MLFLOW_ASSISTANT}; {scroll_to_metrics}")
+                      out / "mlflow_compare.png", settle_s=3, then_js=f"{CLOSE_MLFLOW_ASSISTANT}; {diff_view}")
 
         browser.shoot(f"{mlflow}/#/models/{models[0]}", [models[0], "production", "challenger"],
                       out / "mlflow_registry.png", then_js=CLOSE_MLFLOW_ASSISTANT)
