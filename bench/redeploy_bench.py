@@ -197,7 +197,12 @@ def run(args) -> dict:
                 current = new
             feeder.stop_flag.set()
             feeder.join(timeout=10)
-            d.rest.cancel(d.state()["job_id"])
+            # stop with a savepoint, not cancel: cancelling a PyFlink job here once took the TaskManager down
+            # (Beam 'Reference count must not be negative' while releasing the Python workers)
+            d.stop()
+            deadline = time.monotonic() + 60
+            while (cluster.overview(spec.url) or {}).get("slots-available", 0) < 1 and time.monotonic() < deadline:
+                time.sleep(0.5)
     finally:
         cluster.stop(spec)
     return {"results": results, "settings": {"rounds": args.rounds, "rate_rows_s": args.rate,
