@@ -361,6 +361,16 @@ def table(r: dict) -> str:
                f"bench took {s['seconds']} s. CPU-s: user+system seconds of the bench's process tree (Flink "
                "JVM, Python workers, REST server) between the first and the last scored window; (a) per CPU-s "
                "with one torch thread.")
+    ratios, lat = r["ratios"], r["b_latency_half_load"]
+    p99 = lat["event_to_alert_ms_p99"]
+    verdict = lambda ok: "met" if ok else "NOT met"  # noqa: E731
+    out.append("")
+    out.append("Bars (issue 7): "
+               f"(b) >= 0.5 of (a): wall {ratios['b_over_a']:.2f}, CPU {ratios['b_over_a_cpu']:.2f} -> "
+               f"{verdict(min(ratios['b_over_a'], ratios['b_over_a_cpu']) >= 0.5)}; "
+               f"(b) >= 10x (c): wall {ratios['b_over_c']:.1f}x, CPU {ratios['b_over_c_cpu']:.1f}x -> "
+               f"{verdict(min(ratios['b_over_c'], ratios['b_over_c_cpu']) >= 10)}; "
+               f"p99 event->alert < 50 ms at half load: {f(p99)} ms -> {verdict(p99 is not None and p99 < 50)}.")
     out.append(f"At SMD's one row per minute, one core serves about {r['machines_per_core_at_1_row_per_min']:,.0f} "
                f"machines (best (b) rows per CPU-second x 60; from wall time on the shared machine: "
                f"{r['machines_per_core_wall_estimate']:,.0f}).")
