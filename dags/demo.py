@@ -324,8 +324,8 @@ def main(argv: list[str] | None = None) -> int:
         print("\n## Redeploy (standalone Flink cluster, `redeploy_scoring` DAG)\n")
         print(format_redeploy(redeploy))
     print(f"\nCleaned data: {s.cleaned_dir}\nMLflow store: {s.mlflow_tracking_uri} (artifacts in {s.artifact_root})")
-    print("Open the UIs: `.venv/bin/mlflow ui --backend-store-uri " + s.mlflow_tracking_uri
-          + "` and `AIRFLOW_HOME=" + str(s.airflow_home) + " .venv/bin/airflow standalone` (see README).")
+    print("Open the UIs: `make up` serves Airflow, MLflow and Flink on this store and prints their URLs and "
+          "the Airflow login (README: Services).")
     print(f"Done in {time.perf_counter() - started:.0f} s.")
     return 0
 

@@ -483,36 +483,18 @@ def changed_by_last_deploy(st: dict) -> list[str]:
 
 
 def move_production_back(name: str) -> tuple[str, str]:
-    """Point ``name@production`` at the newest version older than the current one; returns (old, new).
-
-    The same rule as ``training.registry.rollback``, which this layer may not import (flink_jobs and
-    training are independent layers); the DAG calls the training one.
-    """
+    """Point ``name@production`` at the newest version older than the current one; returns (old, new)."""
     from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
 
     from flink_jobs.streaming.config import from_env
+    from serving import aliases
 
     cfg = from_env("lstm_ed")
-    client = MlflowClient(cfg.tracking_uri, cfg.registry_uri)
     try:
-        current = client.get_model_version_by_alias(name, "production")
-    except MlflowException as exc:
-        raise DeployError(f"model {name!r} has no production version to roll back from") from exc
-    older = [int(v.version) for v in client.search_model_versions(f"name='{name}'") if int(v.version) < int(current.version)]
-    if not older:
-        raise DeployError(f"model {name!r} has no version older than v{current.version} to roll back to")
-    target = str(max(older))
-    for attempt in range(6):
-        try:
-            client.set_registered_model_alias(name, "production", target)
-            client.set_model_version_tag(name, target, "promotion", f"rollback from v{current.version} (deploy)")
-            break
-        except MlflowException as exc:
-            if "locked" not in str(exc).lower() or attempt == 5:
-                raise
-            time.sleep(0.25 * 2**attempt)
-    return str(current.version), target
+        moved = aliases.rollback(name, MlflowClient(cfg.tracking_uri, cfg.registry_uri))
+    except LookupError as exc:
+        raise DeployError(str(exc)) from exc
+    return str(moved.previous), moved.version
 
 
 # ---- CLI -----------------------------------------------------------------------------------------------

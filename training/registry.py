@@ -7,21 +7,17 @@ is no production version yet) and records why as tags on the version. Test label
 
 from __future__ import annotations
 
-import fcntl
-import functools
-import time
-from collections.abc import Callable
-from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TypeVar
-
+from serving.aliases import (  # noqa: F401 - re-exported: training code uses them from here
+    CHALLENGER,
+    PRODUCTION,
+    Promotion,
+    retry_locked,
+    rollback,
+    sqlite_write_lock,
+    version_by_alias,
+)
 from serving.naming import registry_name  # noqa: F401 - re-exported: training code names models here
 from serving.settings import Settings, get_settings
-
-PRODUCTION = "production"
-CHALLENGER = "challenger"
-T = TypeVar("T")
 
 
 def configure(settings: Settings | None = None, experiment: str | None = None) -> str | None:
@@ -47,53 +43,6 @@ def configure(settings: Settings | None = None, experiment: str | None = None) -
     return exp_id
 
 
-@contextmanager
-def sqlite_write_lock(settings: Settings | None = None):
-    """Serialise writers of a SQLite tracking store across processes (mlflow PR #6490: 'database is locked').
-
-    A no-op for server-backed stores (http, postgresql, mysql).
-    """
-    s = settings or get_settings()
-    if not s.mlflow_tracking_uri.startswith("sqlite:"):
-        yield
-        return
-    db_path = Path(s.mlflow_tracking_uri.split("sqlite:///", 1)[-1])
-    lock_path = db_path.with_name(db_path.name + ".lock")
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def retry_locked(fn: Callable[..., T], attempts: int = 8, base_delay: float = 0.25) -> Callable[..., T]:
-    """Retry a call that failed because SQLite was locked by another writer."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        for i in range(attempts):
-            try:
-                return fn(*args, **kwargs)
-            except Exception as exc:  # noqa: BLE001 - mlflow wraps sqlite errors in several types
-                if "locked" not in str(exc).lower() or i == attempts - 1:
-                    raise
-                time.sleep(base_delay * (2**i))
-        raise AssertionError("unreachable")
-
-    return wrapper
-
-
-@dataclass
-class Promotion:
-    name: str
-    version: str
-    promoted: bool
-    reason: str
-    previous: str | None
-
-
 def set_challenger(name: str, version: str | int) -> None:
     from mlflow import MlflowClient
 
@@ -114,17 +63,6 @@ def log_model(python_model, name: str, signature, input_example, register: bool 
         registered_model_name=name if register else None)
     version = getattr(info, "registered_model_version", None)
     return info, None if version is None else str(version)
-
-
-def version_by_alias(name: str, alias: str = PRODUCTION):
-    """The ModelVersion behind ``name@alias`` or None when the alias is not set."""
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return MlflowClient().get_model_version_by_alias(name, alias)
-    except MlflowException:
-        return None
 
 
 def _run_metric(run_id: str, metric: str) -> float | None:
@@ -168,23 +106,3 @@ def promote(name: str, metric: str, higher_is_better: bool, version: str | int |
             retry_locked(client.set_registered_model_alias)(name, PRODUCTION, candidate.version)
         retry_locked(client.set_model_version_tag)(name, candidate.version, "promotion", reason)
     return Promotion(name, str(candidate.version), promoted, reason, current.version if current else None)
-
-
-def rollback(name: str) -> Promotion:
-    """Point ``production`` at the newest version older than the current production version."""
-    from mlflow import MlflowClient
-
-    client = MlflowClient()
-    current = version_by_alias(name, PRODUCTION)
-    if current is None:
-        raise LookupError(f"model {name!r} has no production version to roll back from")
-    older = [
-        v for v in client.search_model_versions(f"name='{name}'") if int(v.version) < int(current.version)
-    ]
-    if not older:
-        raise LookupError(f"model {name!r} has no version older than v{current.version} to roll back to")
-    target = max(older, key=lambda v: int(v.version))
-    with sqlite_write_lock():
-        retry_locked(client.set_registered_model_alias)(name, PRODUCTION, target.version)
-        retry_locked(client.set_model_version_tag)(name, target.version, "promotion", f"rollback from v{current.version}")
-    return Promotion(name, str(target.version), True, f"rollback from v{current.version}", current.version)
