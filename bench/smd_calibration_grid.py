@@ -37,8 +37,19 @@ def machine_scores(folder, machine, cfg, cache: Path):
     if det.adapt_windows > 0:
         k = det.adapt_windows * max(1, det.step // info["val_step"])
         val, _ = scoring.adapt_recent(val, det.adapt_ref, None, k)
-    out = det.score_errors(test_err)
-    return val, out["scores"], window_starts(len(m.test), det.length, det.step), m.test_labels
+    raw = scoring.mahalanobis(test_err, det.mu, det.precision)  # adapted per grid point: the guard uses tau
+    return det, val, raw, window_starts(len(m.test), det.length, det.step), m.test_labels
+
+
+def adapted_test(det, raw, tau, delta):
+    """The detector's recent-behaviour normalisation of raw test a_t with the given thresholds."""
+    from serving.core import scoring
+
+    if det.adapt_windows > 0 and det.adapt_guard > 0:
+        return scoring.adapt_guarded(raw, det.adapt_ref, None, det.adapt_windows, tau, delta, det.adapt_guard)[0]
+    if det.adapt_windows > 0:
+        return scoring.adapt_recent(raw, det.adapt_ref, None, det.adapt_windows)[0]
+    return raw
 
 
 def main(argv=None) -> None:
@@ -55,19 +66,21 @@ def main(argv=None) -> None:
     p.add_argument("--machines", nargs="*")
     p.add_argument("--risks", type=float, nargs="+", default=[1e-3, 3e-3, 1e-2, 3e-2])
     p.add_argument("--fars", type=float, nargs="+", default=[0.005, 0.01, 0.02, 0.05])
-    p.add_argument("--adapt-windows", type=int, default=0)
+    p.add_argument("--adapt-windows", type=int, default=32, help="as TrainConfig (0: off)")
+    p.add_argument("--adapt-guard", type=float, default=0.5, help="as TrainConfig (0: plain adaptation)")
     p.add_argument("--out", default=str(RESULTS / "smd_calibration_grid"))
     a = p.parse_args(argv)
     cache = Path(a.cache_dir)
     machines = a.machines or [m for m in list_any(a.data) if (cache / f"{m}.train.npz").exists()]
-    cfg = TrainConfig(adapt_windows=a.adapt_windows)
+    cfg = TrainConfig(adapt_windows=a.adapt_windows, adapt_guard=a.adapt_guard)
     t0, load0 = time.perf_counter(), os.getloadavg()
     grid = [(r, f) for r in a.risks for f in a.fars]
     f1 = np.zeros((len(machines), len(grid)))
     for i, machine in enumerate(tqdm(machines, desc="machines")):
-        val, tst, starts, labels = machine_scores(a.data, machine, cfg, cache)
+        det, val, raw, starts, labels = machine_scores(a.data, machine, cfg, cache)
         for j, (risk, far) in enumerate(grid):
             tau, delta, _ = calibrate.unsupervised_pot(val, risk, far, cfg.pot_init_q)
+            tst = adapted_test(det, raw, tau, delta)
             f1[i, j] = evaluate_windows(tst, starts, cfg.length, labels, tau, delta)["f1"]
     mean = f1.mean(axis=0)
     loco = []
@@ -76,6 +89,7 @@ def main(argv=None) -> None:
         loco.append(float(f1[i, int(np.argmax(others))]))
     lines = ["# Label-free calibration: sensitivity to (risk, far), leave-one-machine-out", "",
              f"Cache `{a.cache_dir}`, {len(machines)} machines, adapt_windows={a.adapt_windows}, "
+             f"adapt_guard={a.adapt_guard}, "
              f"{time.perf_counter() - t0:.0f} s, loadavg {load0[0]:.1f} -> {os.getloadavg()[0]:.1f}.", "",
              "Mean unsupervised window F1 (rows: point risk of tau; columns: window false-alarm target of delta):",
              "", "| risk \\ far | " + " | ".join(f"{f:g}" for f in a.fars) + " |",
@@ -91,7 +105,7 @@ def main(argv=None) -> None:
     Path(a.out).with_suffix(".md").write_text(md)
     Path(a.out).with_suffix(".json").write_text(json.dumps({
         "machines": machines, "grid": grid, "f1": f1.tolist(), "mean": mean.tolist(), "loco": loco,
-        "adapt_windows": a.adapt_windows, "cpu_count": os.cpu_count(), "loadavg_start": load0,
+        "adapt_windows": a.adapt_windows, "adapt_guard": a.adapt_guard, "cpu_count": os.cpu_count(), "loadavg_start": load0,
         "loadavg_end": os.getloadavg(), "seconds": time.perf_counter() - t0}, indent=1))
     print(md)
 
