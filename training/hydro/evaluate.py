@@ -28,12 +28,15 @@ VARIANTS = {
     "full": {"use_markov": True, "use_rules": True},
 }
 # settings of the full detector that calibration chooses between (bench/hydro_bench.py): the roughness
-# order and whether the interval widens with the recent residual spread
+# order, whether the interval widens with the recent residual spread, and the onset condition of excursions
 CONFIGS = {
     "d2": {"rough_order": 2, "local_sigma_points": 0},
     "d1": {"rough_order": 1, "local_sigma_points": 0},
     "d2+local": {"rough_order": 2, "local_sigma_points": 96},
     "d1+local": {"rough_order": 1, "local_sigma_points": 96},
+    # without the onset condition (an excursion may start on its own), with either block rule
+    "d1+free": {"rough_order": 1, "local_sigma_points": 0, "excursion_onset": False},
+    "density+free": {"block_rule": "density", "local_sigma_points": 0, "excursion_onset": False},
 }
 
 
