@@ -1,20 +1,31 @@
 """Flink execution environments: the embedded mini-cluster by default, a remote JobManager by setting.
 
-Python workers must run this venv's interpreter, or they fail with ``No module named pyflink``.
+Python workers must run an interpreter that has pyflink and this package, or they fail with
+``No module named pyflink``: this venv's by default, ``SG_FLINK_PYTHON`` on a cluster whose hosts keep
+it elsewhere. Under ``flink run`` (what ``flink_jobs.deploy submit`` does) the CLI's context decides where
+the job runs; a script started with plain ``python`` and ``SG_FLINK_JOBMANAGER=host:port`` submits there.
 """
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 
 from serving.settings import Settings, get_settings
+
+
+def _under_flink_run() -> bool:
+    """True in a job started by the ``flink`` CLI, which hands its gateway to the Python driver."""
+    return "PYFLINK_GATEWAY_PORT" in os.environ
 
 
 def _configuration(settings: Settings, parallelism: int | None, extra: dict[str, str] | None):
     from pyflink.common import Configuration
 
     conf = Configuration()
-    conf.set_string("python.executable", sys.executable)
+    if not _under_flink_run() or os.environ.get("SG_FLINK_PYTHON"):
+        conf.set_string("python.executable", settings.flink_python)  # else `flink run -pyexec` decides
     conf.set_string("python.client.executable", sys.executable)
     conf.set_string("parallelism.default", str(parallelism or settings.flink_parallelism))
     if settings.flink_jobmanager:
@@ -47,7 +58,30 @@ def stream_env(parallelism: int | None = None, settings: Settings | None = None,
     from pyflink.datastream import StreamExecutionEnvironment
 
     s = settings or get_settings()
-    env = StreamExecutionEnvironment.get_execution_environment(_configuration(s, parallelism, extra))
-    env.set_python_executable(sys.executable)
+    conf = _configuration(s, parallelism, extra)
+    if s.flink_jobmanager and not _under_flink_run():
+        env = _remote_stream_env(s.flink_jobmanager, conf)
+    else:
+        env = StreamExecutionEnvironment.get_execution_environment(conf)
     env.set_parallelism(parallelism or s.flink_parallelism)
     return env
+
+
+def _remote_stream_env(address: str, conf):
+    """A DataStream environment that submits to ``address`` (the local one ignores ``execution.target``).
+
+    The job carries the flink-python jar, which a plain cluster's lib/ lacks (``flink run`` adds it too).
+    """
+    import pyflink
+    from pyflink.datastream import StreamExecutionEnvironment
+    from pyflink.java_gateway import get_gateway
+
+    host, _, port = address.partition(":")
+    jars = sorted((Path(pyflink.__file__).parent / "opt").glob("flink-python-*.jar"))
+    gateway = get_gateway()
+    j_jars = gateway.new_array(gateway.jvm.String, len(jars))
+    for i, jar in enumerate(jars):
+        j_jars[i] = str(jar)
+    j_env = gateway.jvm.org.apache.flink.streaming.api.environment.StreamExecutionEnvironment \
+        .createRemoteEnvironment(host, int(port or 8081), conf._j_configuration, j_jars)
+    return StreamExecutionEnvironment(j_env)

@@ -7,6 +7,7 @@ Every other layer reads its paths, URIs and knobs from ``get_settings()``.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,6 +43,7 @@ class Settings:
     landing_dir: Path
     flink_parallelism: int
     flink_jobmanager: str | None
+    flink_python: str  # interpreter of the Python workers on the TaskManagers (same path on every host)
     torch_threads: int
     extra: dict = field(default_factory=dict)
 
@@ -76,5 +78,6 @@ def get_settings() -> Settings:
         landing_dir=_path("SG_LANDING_DIR", work / "landing"),
         flink_parallelism=_int("SG_FLINK_PARALLELISM", 2),
         flink_jobmanager=jobmanager,
+        flink_python=os.environ.get("SG_FLINK_PYTHON") or sys.executable,
         torch_threads=_int("SG_TORCH_THREADS", max(1, (os.cpu_count() or 2))),
     )
