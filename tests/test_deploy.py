@@ -265,6 +265,25 @@ def test_taskmanager_killed_mid_stream_output_stays_exactly_once(live, standalon
     assert d.rest.exceptions(job), "the job saw no failure: the TaskManager kill did not reach it"
 
 
+def test_plain_python_run_submits_to_the_configured_jobmanager(standalone_cluster):
+    """SG_FLINK_JOBMANAGER sends a job started with plain python to the cluster, not to a mini-cluster."""
+    import json
+    import subprocess
+    import sys
+    import urllib.request
+
+    cluster.wait_ready(standalone_cluster)
+    code = ("from flink_jobs.env import stream_env\n"
+            "env = stream_env(parallelism=1)\n"
+            "print(sorted(env.from_collection([1, 2, 3]).map(lambda x: x * 10).execute_and_collect('remote-probe')))\n")
+    env = {**os.environ, "SG_FLINK_JOBMANAGER": f"127.0.0.1:{standalone_cluster.rest_port}"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=180)
+    assert "[10, 20, 30]" in out.stdout, out.stderr[-2000:]
+    with urllib.request.urlopen(f"http://127.0.0.1:{standalone_cluster.rest_port}/jobs/overview") as r:
+        names = [j["name"] for j in json.load(r)["jobs"]]
+    assert "remote-probe" in names
+
+
 def test_no_cluster_gives_a_clear_message(tmp_path):
     with pytest.raises(deploy.ClusterUnreachable, match="no Flink cluster answers"):
         deploy.FlinkRest(f"127.0.0.1:{_free_port()}").jobs()
