@@ -7,8 +7,9 @@
 
 Rows of all series are merged in timestamp order and cut into files of ``--rows-per-file`` lines.
 Each file is written under a hidden name and renamed when complete, so the streaming job's file
-source never reads a half-written file. ``--rate`` is rows per second over all series (0: as fast as
-possible). ``--jitter-ms`` shuffles rows within that bound and ``--duplicates`` repeats a share of the
+source never reads a half-written file. File names (``<prefix>-<publish ms>-<seq>-<pid>.csv``) sort
+in publication order, the order in which the job's file source reads queued files. ``--rate`` is rows
+per second over all series (0: as fast as possible). ``--jitter-ms`` shuffles rows within that bound and ``--duplicates`` repeats a share of the
 rows, to exercise the jobs' out-of-order and de-duplication handling.
 """
 
@@ -153,6 +154,20 @@ def perturb(lines: Iterable[Line], jitter_ms: int = 0, duplicates: float = 0.0, 
 
 
 # ---- writing -------------------------------------------------------------------------------------------
+_last_name_ms = 0
+
+
+def _name_ms() -> int:
+    """Wall-clock ms for a file name, strictly increasing in this process.
+
+    Path order must be publication order (the streaming file source reads queued files in path order),
+    also across ``write_landing`` calls and after a clock step back; other writers are ordered by time.
+    """
+    global _last_name_ms
+    _last_name_ms = max(int(time.time() * 1000), _last_name_ms + 1)
+    return _last_name_ms
+
+
 def write_landing(lines: Iterable[Line], landing_dir: str | Path, *, rate: float = 0.0, rows_per_file: int = 500,
                   prefix: str = "replay", total: int | None = None, progress: bool = True,
                   roll_ms: int | None = None, min_gap_ms: int = 0) -> ReplayReport:
@@ -181,7 +196,7 @@ def write_landing(lines: Iterable[Line], landing_dir: str | Path, *, rate: float
         gap = last_publish + min_gap_ms / 1000 - time.perf_counter()
         if gap > 0:
             time.sleep(gap)
-        name = f"{prefix}-{os.getpid()}-{seq:07d}.csv"
+        name = f"{prefix}-{_name_ms():013d}-{seq:07d}-{os.getpid()}.csv"
         tmp = landing / f".{name}.tmp"
         tmp.write_text("".join(line.text + "\n" for line in buf))
         os.replace(tmp, landing / name)

@@ -32,6 +32,7 @@ class StreamConfig:
     landing_dir: str = ""
     bounded: bool = False  # file source: read the files present, then finish (tests, bench ceilings)
     discovery_interval_ms: int = 1000
+    ordered_files: bool = True  # file source: hand out queued files in path (= publication) order
     kafka_bootstrap: str = "localhost:9092"
     kafka_topic: str = "landing"
     kafka_group: str = "streamguard"

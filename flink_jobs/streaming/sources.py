@@ -6,9 +6,10 @@
   every ``discovery_interval_ms`` and reads each new file once) or, with ``bounded``, the files present
   at start. Writers must publish complete files atomically (write ``.name``, then rename): files
   starting with ``.`` or ``_`` are ignored by the enumerator. One reader (parallelism 1) reads the
-  files one after another, but files found in the same listing come in no defined order: publish a
-  series' next file only after the previous one was picked up (``replay --min-gap-ms``), or keep the
-  disorder inside ``out_of_orderness_ms``.
+  files one after another; with ``ordered_files`` (default) queued files are handed out in path order
+  (``ordered_files.py``), so writers name files so that path order is publication order (as
+  ``flink_jobs.replay`` does). Without it (or without a JDK to build the assigner) files found in the
+  same listing come in no defined order.
 - ``kafka``: Flink's ``KafkaSource`` on ``kafka_topic`` at ``kafka_bootstrap`` (values are the lines).
   Needs the connector jar (``flink-sql-connector-kafka-*.jar``) in ``cfg.jars`` / ``SG_STREAM_JARS``.
   Partition the topic by series id: order is kept per partition.
@@ -36,6 +37,7 @@ class FileLineSource:
     path: str
     discovery_interval_ms: int | None = 1000  # None: bounded (read what is there, then finish)
     parallelism: int | None = 1
+    ordered: bool = True  # hand out queued files in path order (Java assigner; Flink's default without a JDK)
 
     def stream(self, env):
         from pyflink.datastream.connectors.file_system import FileSource, StreamFormat
@@ -44,6 +46,12 @@ class FileLineSource:
         builder = FileSource.for_record_stream_format(StreamFormat.text_line_format(), Path(self.path).as_uri())
         if self.discovery_interval_ms:
             builder = builder.monitor_continuously(Duration.of_millis(self.discovery_interval_ms))
+        if self.ordered:
+            from flink_jobs.streaming.ordered_files import ordered_split_assigner
+
+            provider = ordered_split_assigner(env)
+            if provider is not None:
+                builder = builder.set_split_assigner(provider)
         # event time is handled per series in the keyed operators, not with source watermarks
         stream = env.from_source(builder.build(), WatermarkStrategy.no_watermarks(), "landing").uid(SOURCE_UID)
         return stream.set_parallelism(self.parallelism) if self.parallelism else stream
@@ -75,7 +83,8 @@ class KafkaLineSource:
 def source_from_config(cfg: StreamConfig):
     """The LineSource named by ``cfg.source``."""
     if cfg.source == "file":
-        return FileLineSource(cfg.landing_dir, None if cfg.bounded else cfg.discovery_interval_ms)
+        return FileLineSource(cfg.landing_dir, None if cfg.bounded else cfg.discovery_interval_ms,
+                              ordered=cfg.ordered_files)
     if cfg.source == "kafka":
         return KafkaLineSource(cfg.kafka_bootstrap, cfg.kafka_topic, cfg.kafka_group)
     if ":" in cfg.source:

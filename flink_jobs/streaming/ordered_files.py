@@ -1,0 +1,97 @@
+"""A Flink split assigner that reads queued landing files oldest first (path order).
+
+Flink's ``FileSource`` hands out the files of one folder listing in no defined order (the default
+``LocalityAwareSplitAssigner`` picks by host-locality counts). When files queue up (the job fell
+behind, or was down for a redeploy), a newer file can then be read before older ones and the older
+files' rows are dead-lettered ``late``. ``streamguard.OrderedSplitAssigner`` (Java, in
+``flink_jobs/java/src``) hands out the pending splits by path, then offset; landing writers name files
+so that path order is publication order (``flink_jobs.replay``).
+
+The jar is compiled on first use with the JDK's ``javac`` against the PyFlink wheel's jars and cached
+under ``<work dir>/jars`` by source hash. Without ``javac`` the job falls back to Flink's default
+assigner and logs a warning. The jar is added to the job (``pipeline.jars``), so a standalone cluster's
+JobManager (where the split enumerator runs) loads it from the job, not from its ``lib/``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+import zipfile
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+JAVA_SRC = Path(__file__).resolve().parent.parent / "java" / "src"
+SOURCES = (JAVA_SRC / "streamguard" / "OrderedSplitAssigner.java",)
+PROVIDER_CLASS = "streamguard.OrderedSplitAssigner$Provider"
+
+
+def _javac() -> str | None:
+    home = os.environ.get("JAVA_HOME")
+    if home and (Path(home) / "bin" / "javac").is_file():
+        return str(Path(home) / "bin" / "javac")
+    return shutil.which("javac")
+
+
+def _wheel_classpath() -> str:
+    import pyflink
+
+    root = Path(pyflink.__file__).resolve().parent
+    return os.pathsep.join(str(root / sub / "*") for sub in ("lib", "opt"))
+
+
+def assigner_jar(cache_dir: str | Path | None = None) -> Path | None:
+    """The compiled jar (built now if its sources changed); None when no ``javac`` is found."""
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in SOURCES)).hexdigest()[:12]
+    if cache_dir is None:
+        from serving.settings import get_settings
+
+        cache_dir = get_settings().work_dir / "jars"
+    jar = Path(cache_dir) / f"streamguard-flink-{digest}.jar"
+    if jar.is_file():
+        return jar
+    javac = _javac()
+    if javac is None:
+        log.warning("no javac (JDK) found: the file source reads queued files in Flink's default order")
+        return None
+    jar.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="sg-javac-") as tmp:
+        classes = Path(tmp) / "classes"
+        res = subprocess.run([javac, "--release", "11", "-nowarn", "-d", str(classes), "-cp", _wheel_classpath(),
+                              *map(str, SOURCES)], capture_output=True, text=True)
+        if res.returncode != 0:
+            raise RuntimeError(f"javac failed for {SOURCES[0].name}:\n{res.stderr[-3000:]}")
+        # a jar is a zip; class loading needs no manifest, so no `jar` tool is required
+        part = jar.with_name(f".{jar.name}.{os.getpid()}.tmp")
+        with zipfile.ZipFile(part, "w", zipfile.ZIP_DEFLATED) as z:
+            for f in sorted(classes.rglob("*.class")):
+                z.write(f, f.relative_to(classes).as_posix())
+        os.replace(part, jar)  # atomic: concurrent builders write the same bytes
+    return jar
+
+
+def _add_jar_once(env, url: str) -> None:
+    from pyflink.java_gateway import get_gateway
+
+    jvm = get_gateway().jvm
+    key = jvm.org.apache.flink.configuration.PipelineOptions.JARS.key()
+    conf = jvm.org.apache.flink.python.util.PythonConfigUtil.getEnvironmentConfig(env._j_stream_execution_environment)
+    if url not in (conf.getString(key, None) or ""):
+        env.add_jars(url)  # pipeline.jars (shipped with the job) + the client's context class loader
+
+
+def ordered_split_assigner(env):
+    """A ``FileSplitAssignerProvider`` giving splits in path order, or None (no JDK: Flink's default)."""
+    from pyflink.datastream.connectors.file_system import FileSplitAssignerProvider
+    from pyflink.util.java_utils import load_java_class
+
+    jar = assigner_jar()
+    if jar is None:
+        return None
+    _add_jar_once(env, jar.as_uri())
+    return FileSplitAssignerProvider(load_java_class(PROVIDER_CLASS).newInstance())
