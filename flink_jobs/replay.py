@@ -9,8 +9,9 @@ Rows of all series are merged in timestamp order and cut into files of ``--rows-
 Each file is written under a hidden name and renamed when complete, so the streaming job's file
 source never reads a half-written file. File names (``<prefix>-<publish ms>-<seq>-<pid>.csv``) sort
 in publication order, the order in which the job's file source reads queued files. ``--rate`` is rows
-per second over all series (0: as fast as possible). ``--jitter-ms`` shuffles rows within that bound and ``--duplicates`` repeats a share of the
-rows, to exercise the jobs' out-of-order and de-duplication handling.
+per second over all series (0: as fast as possible). ``--jitter-ms`` shuffles rows within that bound
+and ``--duplicates`` repeats a share of the rows, to exercise the jobs' out-of-order and de-duplication
+handling.
 """
 
 from __future__ import annotations

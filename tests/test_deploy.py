@@ -2,8 +2,9 @@
 
 One LSTM job runs through the module, fed with SMD test rows of one machine in chunks:
 1. submit with model v1, replay rows 0-499 (5 windows, rows 450-499 wait in the window buffer);
-2. move ``production`` to v2, redeploy (stop with savepoint, resubmit); replay rows 500-999: the buffered
-   rows finish window 450 in the new job, windows are exactly the batch windows (none lost, none twice),
+2. move ``production`` to v2, redeploy (stop with savepoint, resubmit); rows 500-999 land as 5 files while
+   the job is down and are read oldest first (no `late` dead letters); the buffered rows finish window 450
+   in the new job, windows are exactly the batch windows (none lost, none twice),
    v1's windows equal batch scoring by v1 and the later ones batch scoring by v2 (fresh history);
 3. redeploy again without a change: skipped; with the registry unreachable: refused, old job untouched;
    with job options that cannot restore the savepoint: fails with the job's exception, savepoint kept;
@@ -107,10 +108,11 @@ def live(standalone_cluster, models, tmp_path_factory):
         os.environ["SG_STREAM_MODEL_REFRESH_S"] = old
 
 
-def _replay(live, a: int, b: int) -> None:
+def _replay(live, a: int, b: int, rows_per_file: int | None = None) -> None:
     lines = [replay.Line(x.ts, SERIES, x.text.replace(MACHINE, SERIES, 1))
              for x in replay.smd_lines(get_settings().smd_dir, MACHINE, start=a, rows=b - a)]
-    replay.write_landing(lines, live["root"] / "landing", rows_per_file=b - a, prefix=f"rows{a:05d}", progress=False)
+    replay.write_landing(lines, live["root"] / "landing", rows_per_file=rows_per_file or b - a,
+                         prefix=f"rows{a:05d}", progress=False)
 
 
 def _scores_until(live, n_rows: int, timeout_s: float = 120) -> list[dict]:
@@ -127,7 +129,7 @@ def _expected_starts(n_rows: int) -> list[int]:
     return list(range(0, n_rows - LENGTH + 1, STEP))
 
 
-def test_redeploy_mid_stream_keeps_partial_windows_and_switches_version(live, models):
+def test_redeploy_mid_stream_keeps_partial_windows_and_switches_version(live, models, monkeypatch):
     d = live["d"]
     assert live["first"]["versions"] == {NAME: models["v1"]}
     _replay(live, 0, 500)
@@ -137,13 +139,23 @@ def test_redeploy_mid_stream_keeps_partial_windows_and_switches_version(live, mo
 
     _set_production(models["v2"])
     switched_ms = int(time.time() * 1000)
+    # rows 500-999 land while the job is down (stopped, not yet resubmitted), as 5 queued files: the new
+    # job must read them oldest first, else rows of the older files are dead-lettered `late`
+    real_submit = deploy.submit
+
+    def land_then_submit(*args, **kwargs):
+        _replay(live, 500, 1000, rows_per_file=100)
+        return real_submit(*args, **kwargs)
+
+    monkeypatch.setattr(deploy, "submit", land_then_submit)
     entry = d.redeploy(verify_timeout_s=1)
+    monkeypatch.undo()
     assert entry["action"] == "redeploy" and entry["versions"] == {NAME: models["v2"]}
     assert entry["job_id"] != first_job and entry["restored_from"].startswith("file:")
     assert d.rest.job(first_job)["state"] == "FINISHED"  # stopped with a savepoint, not cancelled
 
-    _replay(live, 500, 1000)
     scores = _scores_until(live, 1000)
+    assert read_records(live["root"] / "out" / "dead_letters") == []
     starts = [r["row_index"] for r in scores]
     assert starts == _expected_starts(1000), "a window was lost or written twice across the redeploy"
     # window 450 holds rows 450-499 from before the stop: they came back from the savepoint
