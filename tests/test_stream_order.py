@@ -8,18 +8,17 @@ build the assigner; without one the jobs fall back to Flink's order and this tes
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
 from flink_jobs import replay
 from flink_jobs.streaming.config import from_env
-from flink_jobs.streaming.ordered_files import assigner_jar
+from flink_jobs.streaming.ordered_files import _javac, assigner_jar
 from flink_jobs.streaming.sources import source_from_config
 
 pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(shutil.which("javac") is None, reason="no JDK: Flink's default file order is used")]
+              pytest.mark.skipif(_javac() is None, reason="no JDK: Flink's default file order is used")]
 
 ROWS, PER_FILE = 400, 20
 
