@@ -260,8 +260,7 @@ def test_taskmanager_killed_mid_stream_output_stays_exactly_once(live, standalon
         if d.rest.exceptions(job) and all(v["status"] == "RUNNING" for v in info["vertices"]):
             break
         time.sleep(1)
-    # Published after the restart: files that queue up while a job is down are read in no defined
-    # order by the file source (docs/streaming.md, 'File order'), which would make rows late.
+    # Published after the restart (the redeploy test covers files that queue up while a job is down).
     _replay(live, 1450, 1600)
     scores = _scores_until(live, 1600, timeout_s=90)
     starts = [r["row_index"] for r in scores]

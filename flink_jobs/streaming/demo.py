@@ -79,7 +79,7 @@ def run_stream_demo(machines=("machine-1-2",), rows: int = 3000, start: int = 0,
     echo(f"streaming job {client.get_job_id()} watching {cfg.landing_dir}")
     try:
         wait_running(client)
-        # one file per machine: the file source reads files queued together in no defined order
+        # one file per machine (files queued together are read in path order)
         rep = replay.ReplayReport()
         for m in machines:
             part = replay.write_landing(replay.smd_lines(s.smd_dir, m, start, rows), cfg.landing_dir, rate=rate,
