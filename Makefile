@@ -28,7 +28,7 @@ lint: $(STAMP)
 	$(VENV)/bin/lint-imports
 
 test: lint
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q --durations=12 $(PYTEST_ARGS)
 
 demo: $(STAMP)
 	$(PY) -m dags.demo $(DEMO_ARGS)
