@@ -232,7 +232,7 @@ def markdown(res: dict) -> str:
     out = ["# Redeploy bench", "",
            f"`python -m bench.redeploy_bench --rounds {s['rounds']} --rate {s['rate_rows_s']:g} --refresh-s {s['refresh_s']:g}`; "
            f"{res['cpu_count']} CPUs, load average {res['loadavg_start'][0]:.1f} at start, {res['loadavg_end'][0]:.1f} at end "
-           "(other work shared the machine). Wheel's standalone cluster, 1 TaskManager, job parallelism 1, "
+           "(1-minute average, all processes of the machine). Wheel's standalone cluster, 1 TaskManager, job parallelism 1, "
            f"{s['rate_rows_s']:g} rows/s replayed, every window written, checkpoints every {s['checkpoint_interval_ms']} ms.",
            "", "Seconds, median (min-max) over the alias moves:", "",
            "| mode | alias moves | move -> first new window scored | move -> its record committed | longest output gap | steady gap | deploy call | late rows |",
