@@ -186,6 +186,7 @@ def main(argv=None):
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "hydro_bench.md").write_text(md)
     settings = {k: v for k, v in vars(args).items()}
+    settings["data"] = os.path.relpath(args.data, Path(__file__).resolve().parents[1])  # no machine path
     (OUT / "hydro_bench.json").write_text(json.dumps(
         {"results": results, "paper": PAPER, "pyhydroqc_issue6": PYHYDROQC, "settings": settings,
          "configs": CONFIGS, "cpu_count": os.cpu_count(), "loadavg_start": load_start, "loadavg_end": load_end,
