@@ -26,11 +26,11 @@ from flink_jobs.streaming.sinks import FileSinks
 from flink_jobs.streaming.sources import source_from_config
 from flink_jobs.streaming.windowing import (
     END_OF_INPUT,
+    admit,
     arm_end_of_input,
     model_cache,
     new_state,
     no_model_dead_letters,
-    order,
     release,
     row_dead_letter,
 )
@@ -65,13 +65,10 @@ class OrderAndScore(KeyedProcessFunction):
         arm_end_of_input(self._armed, ctx)
         if st is None:
             st = {"order": new_state(), "version": None, "detector_state": None}
-        released, problem = order(st["order"], row, self.cfg.out_of_orderness_ms)
-        if problem == "duplicate":
-            self.counters.inc("duplicates")
-            return
-        if problem == "late":
-            self.counters.dead("late")
-            yield DEAD, dead_letter_json(row_dead_letter(row, "late"), "order")
+        released, late = admit(st["order"], row, self.cfg.out_of_orderness_ms, self.counters)
+        if released is None:  # duplicate or late
+            if late:
+                yield DEAD, late
             return
         yield from self._score(ctx.get_current_key(), st, released)
         self.state.update(st)

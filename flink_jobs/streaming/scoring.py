@@ -25,12 +25,12 @@ from flink_jobs.streaming.config import StreamConfig
 from flink_jobs.streaming.records import DeadLetter, LineParser, alert_json, dead_letter_json
 from flink_jobs.streaming.windowing import (
     END_OF_INPUT,
+    admit,
     arm_end_of_input,
     cut,
     model_cache,
     new_state,
     no_model_dead_letters,
-    order,
     release,
     row_dead_letter,
 )
@@ -82,14 +82,10 @@ class OrderWindowScore(KeyedProcessFunction):
         arm_end_of_input(self._armed, ctx)
         if st is None:
             st = {"order": new_state(), "version": None, "history": None, "queue": []}
-        released, problem = order(st["order"], row, self.cfg.out_of_orderness_ms)
-        if problem == "duplicate":
-            self.counters.inc("duplicates")
-            return
-        if problem == "late":
-            self.counters.dead("late")
-            yield DEAD, dead_letter_json(
-                row_dead_letter(row, "late", f"newest released ts {st['order']['last']}"), "order")
+        released, late = admit(st["order"], row, self.cfg.out_of_orderness_ms, self.counters)
+        if released is None:  # duplicate or late
+            if late:
+                yield DEAD, late
             return
         key = ctx.get_current_key()
         yield from self._windows(key, st, released)

@@ -51,6 +51,19 @@ def order(state: dict, row: Row, bound_ms: int) -> tuple[list[Row], str | None]:
     return release(state, state["max"] - bound_ms), None
 
 
+def admit(state: dict, row: Row, bound_ms: int, counters: Counters) -> tuple[list[Row] | None, str | None]:
+    """``order`` with its bookkeeping, for both jobs: returns (released rows, None), or (None, None) for a
+    duplicate (counted, dropped), or (None, dead-letter JSON) for a late row (counted)."""
+    released, problem = order(state, row, bound_ms)
+    if problem == "duplicate":
+        counters.inc("duplicates")
+        return None, None
+    if problem == "late":
+        counters.dead("late")
+        return None, dead_letter_json(row_dead_letter(row, "late", f"newest released ts {state['last']}"), "order")
+    return released, None
+
+
 def release(state: dict, upto: int) -> list[Row]:
     """Release pending rows with ts <= upto, oldest first."""
     pending = state["pending"]
