@@ -6,7 +6,16 @@ import numpy as np
 import pytest
 
 from serving.core.event_metrics import all_metrics, runs
-from serving.core.hydro_detector import KEYS, R_BLOCK, R_EXCURSION, fit_detector, rough_scale_of, rough_spread
+from serving.core.hydro_detector import (
+    KEYS,
+    R_BLOCK,
+    R_EXCURSION,
+    fit_detector,
+    median_mad,
+    rough_scale_of,
+    rough_spread,
+    slide,
+)
 from training.data.synthetic_hydro import generate
 from training.hydro.evaluate import VARIANTS
 
@@ -85,6 +94,21 @@ def _flat_detector(**kw):
     rng = np.random.default_rng(11)
     hist = 10 + rng.normal(0, 0.1, 600)
     return fit_detector(hist, np.arange(600) * 900_000, order=(0, 0, 0), change_threshold=2.0, **kw), rng
+
+
+def test_median_mad_and_sliding_sorted_window_equal_sorting():
+    # the per-point shortcut must give the very floats that sorting gives (verdicts bit-for-bit unchanged)
+    rng = np.random.default_rng(5)
+    for n in list(range(1, 30)) + [96, 192]:
+        for xs in (rng.normal(size=n), rng.integers(-3, 4, size=n).astype(float), np.round(rng.normal(size=n), 1)):
+            xs = [float(v) for v in xs]
+            m = sorted(xs)[n // 2]
+            assert median_mad(sorted(xs)) == (m, sorted(abs(v - m) for v in xs)[n // 2])
+    assert median_mad([1.0, 2.0, 10.0]) == (2.0, 1.0)
+    window, ordered = (), ()
+    for v in rng.integers(0, 6, size=400).astype(float):
+        window, ordered = slide(window, ordered, float(v), 17)
+        assert len(window) <= 17 and ordered == tuple(sorted(window))
 
 
 def test_rough_spread_exact():

@@ -33,12 +33,16 @@ Per point (``update``):
      accepted (a real step change stops being flagged).
 A gap longer than ``max_gap_ms`` restarts the recursion at the first value after it.
 
-The streaming state is a plain dict of floats and short tuples (pickled into Flink keyed state).
+The streaming state is a plain dict of floats and short tuples (pickled into Flink keyed state). The rolling
+windows whose median or MAD a rule needs (baseline, residuals, roughness) keep a sorted copy beside them,
+updated by one insertion and one deletion per point, so a point costs O(log n) comparisons in Python instead
+of sorting each window (the medians and MADs, hence the verdicts, are bit-for-bit those of sorting).
 """
 
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, insort
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -139,11 +143,14 @@ class HydroDetector:
             "in_block": False,
             "flat_run": 0,
             "base": tuple(float(v) for v in tail[-self.baseline_points :]),
+            "base_sorted": tuple(sorted(float(v) for v in tail[-self.baseline_points :])),
             "recent": tuple(float(v) for v in tail[-8:]),
             "exc_len": 0,
             "dx": tuple(float(v) for v in np.diff(tail)[-self.rough_window :]),
             "rbase": (),
+            "rbase_sorted": (),
             "res": (),
+            "res_sorted": (),
             "last_env": -1,
         }
 
@@ -173,9 +180,7 @@ class HydroDetector:
         if self.local_sigma_points and len(res) >= 16:
             # the interval, and the size a jump needs to be kept whatever its transition, grow with the recent
             # residual spread (high flows are noisier than the history, by several cm on Logan River stage)
-            ordered = sorted(res)
-            med = ordered[len(ordered) // 2]
-            local = 1.4826 * sorted(abs(v - med) for v in res)[len(res) // 2]
+            local = 1.4826 * median_mad(_sorted_of(s, "res"))[1]
             if self._inc.z * local > (hi - lo) / 2:
                 lo, hi = f - self._inc.z * local, f + self._inc.z * local
             gate = self.excursion_sigmas * local
@@ -211,7 +216,8 @@ class HydroDetector:
                 scale = self.rough_scale or 0.0
                 if self.rough_local and len(s["rbase"]) >= 8:
                     # the typical spread of the last unflagged points, when larger: high flows are rougher
-                    scale = max(scale, sorted(s["rbase"])[len(s["rbase"]) // 2])
+                    rs = _sorted_of(s, "rbase")
+                    scale = max(scale, rs[len(rs) // 2])
                 r = spread / scale if spread is not None and scale > 0 else 0.0
                 in_block = r >= self.rough_on or (s["in_block"] and r > self.rough_off)
             else:
@@ -231,23 +237,23 @@ class HydroDetector:
                 excursion = excursion and bool(verified or in_block or stuck)
             exc_len = s["exc_len"] + 1 if excursion else 0
             recent = (s["recent"] + (value,))[-8:]
-            base = s["base"]
+            base, base_sorted = s["base"], _sorted_of(s, "base")
             if excursion and exc_len > self.max_excursion and not in_block:
-                base, excursion, exc_len = recent, False, 0  # accept the new level
+                base, base_sorted, excursion, exc_len = recent, tuple(sorted(recent)), False, 0  # accept new level
             flagged = verified or in_block or stuck or excursion
             reasons = (R_VERIFIED * verified) | (R_BLOCK * in_block) | (R_STUCK * stuck) | (R_EXCURSION * excursion)
-            rbase = s["rbase"]
+            rbase, rbase_sorted = s["rbase"], _sorted_of(s, "rbase")
             if not flagged:
-                base = (base + (value,))[-self.baseline_points :]
+                base, base_sorted = slide(base, base_sorted, value, self.baseline_points)
                 if self.block_rule == "rough" and spread is not None:
-                    rbase = (rbase + (spread,))[-self.baseline_points :]
+                    rbase, rbase_sorted = slide(rbase, rbase_sorted, spread, self.baseline_points)
             s.update(cand_bits=bits, in_block=in_block, flat_run=flat, exc_len=exc_len, recent=recent, base=base,
-                     dx=dxs, rbase=rbase, last_env=env)
+                     base_sorted=base_sorted, dx=dxs, rbase=rbase, rbase_sorted=rbase_sorted, last_env=env)
         s["last_raw"] = value
         if self.local_sigma_points:
             # every point counts (the median tolerates spikes); keeping only unflagged ones would freeze the
             # spread at its quiet value as soon as a noisy regime gets flagged, and never let it widen
-            s["res"] = (res + (value - f,))[-self.local_sigma_points :]
+            s["res"], s["res_sorted"] = slide(res, _sorted_of(s, "res"), value - f, self.local_sigma_points)
         s["streak"] = s["streak"] + 1 if flagged else 0
         use = f if (flagged and s["streak"] <= self.hold) else value
         s["arima"] = self._inc.step(s["arima"], use, f if self.mode == "incremental" else None)
@@ -263,15 +269,14 @@ class HydroDetector:
         """1 when ``value`` is outside the baseline envelope (more than ``change_threshold`` and
         ``excursion_sigmas`` robust sigmas from the median of the recent unflagged values), 0 inside,
         -1 while the baseline is too short to tell."""
-        base = s["base"]
-        if len(base) < max(8, self.baseline_points // 4):
+        if len(s["base"]) < max(8, self.baseline_points // 4):
             return -1
-        ordered = sorted(base)
+        ordered = _sorted_of(s, "base")
         med = ordered[len(ordered) // 2]
         dev = abs(value - med)
         if dev <= self.change_threshold:
             return 0
-        mad = sorted(abs(v - med) for v in base)[len(base) // 2] * 1.4826
+        mad = median_mad(ordered)[1] * 1.4826
         return int(dev > self.excursion_sigmas * mad)
 
     def _restart(self, s: dict, value: float) -> dict:
@@ -298,6 +303,51 @@ class HydroDetector:
         return (cols, st) if return_state else cols
 
 
+def _sorted_of(s: dict, key: str) -> tuple:
+    """The sorted copy of window ``key`` (rebuilt once for a state pickled before the copies existed)."""
+    ordered = s.get(key + "_sorted")
+    if ordered is None or len(ordered) != len(s[key]):
+        ordered = s[key + "_sorted"] = tuple(sorted(s[key]))
+    return ordered
+
+
+def slide(window: tuple, ordered: tuple, value: float, size: int) -> tuple[tuple, tuple]:
+    """Append ``value`` to ``window`` (keeping its last ``size`` values) and keep ``ordered``, its sorted copy,
+    in step: one insertion and one deletion by bisection, no sort."""
+    out = list(ordered)
+    insort(out, value)
+    window = window + (value,)
+    while len(window) > size:
+        del out[bisect_left(out, window[0])]
+        window = window[1:]
+    return window, tuple(out)
+
+
+def median_mad(ordered) -> tuple[float, float]:
+    """Median ``m = ordered[n // 2]`` of a sorted sequence and the raw MAD, ``sorted(|v - m|)[n // 2]``,
+    without sorting: the distances below the median (``m - ordered[i]``, read leftwards) and above it
+    (``ordered[i] - m``, read rightwards) are two ascending sequences, and the MAD is their merged
+    ``n // 2``-th element, found by bisection on how many come from the left one. The same floats as
+    sorting ``abs(v - m)`` (IEEE subtraction is sign-symmetric)."""
+    n = len(ordered)
+    h = n // 2
+    m = ordered[h]
+    k = h + 1  # how many of the smallest distances to take; the MAD is the largest of them
+    nl, nr = h, n - h  # left: m - ordered[h - 1 - t]; right: ordered[h + t] - m (t = 0, 1, ...)
+    lo, hi = max(0, k - nr), min(k, nl)
+    while True:
+        i = (lo + hi) // 2  # take i from the left and k - i from the right
+        j = k - i
+        if i < nl and j > 0 and ordered[h + j - 1] - m > m - ordered[h - 1 - i]:
+            lo = i + 1  # the right's j-th is larger than the left's (i+1)-th: take more from the left
+        elif i > 0 and j < nr and m - ordered[h - i] > ordered[h + j] - m:
+            hi = i - 1  # the left's i-th is larger than the right's (j+1)-th: take fewer from the left
+        else:
+            left = m - ordered[h - i] if i > 0 else -math.inf
+            right = ordered[h + j - 1] - m if j > 0 else -math.inf
+            return m, max(left, right)
+
+
 def rough_ratio(dxs, scale: float | None, order: int = 2) -> float:
     spread = rough_spread(dxs, order)
     return spread / scale if scale and spread is not None else 0.0
@@ -312,9 +362,7 @@ def rough_spread(dxs, order: int = 2) -> float | None:
         dxs = [b - a for a, b in zip(dxs[:-1], dxs[1:])]
     if len(dxs) < 8:
         return None
-    ordered = sorted(dxs)
-    med = ordered[len(ordered) // 2]
-    return 1.4826 * sorted(abs(v - med) for v in dxs)[len(dxs) // 2]
+    return 1.4826 * median_mad(sorted(dxs))[1]
 
 
 def rough_scale_of(values: np.ndarray, window: int = 24, order: int = 2) -> float | None:
