@@ -1,7 +1,7 @@
 """Queued landing files are read oldest first: the file source hands out files in path order.
 
 Twenty small files published at once (as after a redeploy or when the job fell behind) come out of
-the source in publication order, bounded and continuous. Flink's default assigner fails this (checked
+the source in publication order, bounded and continuous, in blocks of lines cut within each file. Flink's default assigner fails this (checked
 by hand: ``SG_STREAM_ORDERED_FILES=0`` gives rows of later files first). Needs a JDK (``javac``) to
 build the assigner; without one the jobs fall back to Flink's order and this test skips.
 """
@@ -46,13 +46,16 @@ def test_assigner_jar_is_cached_by_source_hash(tmp_path):
 def test_queued_files_come_out_in_path_order(flink_stream_env, tmp_path, bounded):
     land = tmp_path / "landing"
     _publish(land)
-    cfg = from_env("lstm_ed", landing_dir=str(land), bounded=bounded, discovery_interval_ms=200)
+    cfg = from_env("lstm_ed", landing_dir=str(land), bounded=bounded, discovery_interval_ms=200, line_block=7)
     assert cfg.ordered_files  # the default
     source = source_from_config(cfg)
-    got = []
-    with source.stream(flink_stream_env).execute_and_collect() as rows:
-        for line in rows:
-            got.append(int(line.split(",")[1]))
-            if len(got) == ROWS:  # the continuous source never ends: stop after every row came
+    got, block_sizes = [], []
+    with source.stream(flink_stream_env).execute_and_collect() as records:
+        for record in records:  # blocks of up to 7 lines of one file (Java LineBatchFormat)
+            lines = record.split("\n")
+            block_sizes.append(len(lines))
+            got += [int(line.split(",")[1]) for line in lines]
+            if len(got) >= ROWS:  # the continuous source never ends: stop after every row came
                 break
     assert got == list(range(ROWS))
+    assert block_sizes == [7, 7, 6] * (ROWS // PER_FILE)  # cut by line count, never across files

@@ -14,6 +14,7 @@ def configure(env, cfg: StreamConfig) -> None:
     from pyflink.common import Configuration
 
     env.enable_checkpointing(cfg.checkpoint_interval_ms, CheckpointingMode.EXACTLY_ONCE)
+    env.set_buffer_timeout(cfg.buffer_timeout_ms)
     conf = Configuration()
     conf.set_string("python.fn-execution.bundle.size", str(cfg.bundle_size))
     conf.set_string("python.fn-execution.bundle.time", str(cfg.bundle_time_ms))

@@ -33,6 +33,7 @@ class StreamConfig:
     bounded: bool = False  # file source: read the files present, then finish (tests, bench ceilings)
     discovery_interval_ms: int = 1000
     ordered_files: bool = True  # file source: hand out queued files in path (= publication) order
+    line_block: int = 500  # file source: lines per record (one Java->Python hand-over per block); 1: per line
     kafka_bootstrap: str = "localhost:9092"
     kafka_topic: str = "landing"
     kafka_group: str = "streamguard"
@@ -50,6 +51,7 @@ class StreamConfig:
     # bundle time bounds the added latency (Flink's default, 1000 ms, dominated it), size the batching
     bundle_size: int = 1000
     bundle_time_ms: int = 10
+    buffer_timeout_ms: int = 5  # network buffers between operators are sent at least this often (Flink: 100)
     restart_attempts: int = 0  # >0: fixed-delay restarts (attempts, restart_delay_ms); 0: Flink's default
     restart_delay_ms: int = 1000
     model_refresh_s: float = 60.0  # how often a key re-checks which version is @production

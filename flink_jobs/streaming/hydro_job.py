@@ -18,10 +18,11 @@ from pyflink.common import Types
 from pyflink.datastream import KeyedProcessFunction
 from pyflink.datastream.state import ValueStateDescriptor
 
+from flink_jobs.streaming.blocks import keyed_series_blocks, lines_of
 from flink_jobs.streaming.cli import add_common_args, config_from_args, configure
 from flink_jobs.streaming.common import DEAD, SCORES, Counters
 from flink_jobs.streaming.config import StreamConfig, from_env
-from flink_jobs.streaming.records import LineParser, alert_json, dead_letter_json, series_key
+from flink_jobs.streaming.records import LineParser, alert_json, dead_letter_json
 from flink_jobs.streaming.sinks import FileSinks
 from flink_jobs.streaming.sources import source_from_config
 from flink_jobs.streaming.windowing import (
@@ -43,7 +44,7 @@ def _finite(x) -> float | None:
 
 
 class OrderAndScore(KeyedProcessFunction):
-    """Keyed by sensor (``series_key`` of the raw line): parse, event-time order + de-dup, then
+    """Keyed by sensor, fed blocks of that sensor's raw lines: parse, event-time order + de-dup, then
     ``detector.update`` per released row."""
 
     def __init__(self, cfg: StreamConfig):
@@ -56,22 +57,26 @@ class OrderAndScore(KeyedProcessFunction):
         self.models = model_cache(self.cfg, self.counters, runtime_context, "order-score", status=True)
         self._armed = set()
 
-    def process_element(self, line, ctx):
-        row = self.parser(line)
-        if isinstance(row, str):  # dead letter JSON
-            yield DEAD, row
-            return
-        st = self.state.value()
-        arm_end_of_input(self._armed, ctx)
-        if st is None:
-            st = {"order": new_state(), "version": None, "detector_state": None}
-        released, late = admit(st["order"], row, self.cfg.out_of_orderness_ms, self.counters)
-        if released is None:  # duplicate or late
-            if late:
-                yield DEAD, late
-            return
-        yield from self._score(ctx.get_current_key(), st, released)
-        self.state.update(st)
+    def process_element(self, block, ctx):
+        """A block of one sensor's lines (``blocks.py``): state is read and written once per block."""
+        key = ctx.get_current_key()
+        st = None
+        for line in lines_of(block):
+            row = self.parser(line)
+            if isinstance(row, str):  # dead letter JSON
+                yield DEAD, row
+                continue
+            if st is None:
+                arm_end_of_input(self._armed, ctx)
+                st = self.state.value() or {"order": new_state(), "version": None, "detector_state": None}
+            released, late = admit(st["order"], row, self.cfg.out_of_orderness_ms, self.counters)
+            if released is None:  # duplicate or late
+                if late:
+                    yield DEAD, late
+                continue
+            yield from self._score(key, st, released)
+        if st is not None:
+            self.state.update(st)
 
     def on_timer(self, timestamp, ctx):
         st = self.state.value()
@@ -118,8 +123,8 @@ def build(env, source=None, sink=None, cfg: StreamConfig | None = None):
     configure(env, cfg)
     source = source or source_from_config(cfg)
     sink = sink or FileSinks(cfg.out_dir)
-    # parse inside the keyed operator: lines cross to Python once, as strings (see lstm_job)
-    alerts = (source.stream(env).key_by(series_key, key_type=Types.STRING())
+    # parse inside the keyed operator: lines cross to Python once, in blocks (see lstm_job)
+    alerts = (keyed_series_blocks(source.stream(env))
               .process(OrderAndScore(cfg), output_type=Types.STRING()).name("order-score").uid("order-score"))
     dead = alerts.get_side_output(DEAD)
     scores = alerts.get_side_output(SCORES) if cfg.every_window else None

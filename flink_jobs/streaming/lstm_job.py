@@ -2,8 +2,8 @@
 
     python -m flink_jobs.streaming.lstm_job --help
 
-Operators (stable uids, so a savepoint restores their state): ``landing-source``,
-``order-window-score`` (keyed by series: parse, event-time order, de-dup, windows, in-process scoring),
+Operators (stable uids, so a savepoint restores their state): ``landing-source`` (blocks of lines),
+``split-by-series`` (stateless), ``order-window-score`` (keyed by series: parse, event-time order, de-dup, windows, in-process scoring),
 ``alerts-sink``, ``scores-sink``, ``dead-letters-sink``.
 """
 
@@ -14,10 +14,10 @@ import sys
 
 from pyflink.common import Types
 
+from flink_jobs.streaming.blocks import keyed_series_blocks
 from flink_jobs.streaming.cli import add_common_args, config_from_args, configure
 from flink_jobs.streaming.common import DEAD, SCORES
 from flink_jobs.streaming.config import StreamConfig, from_env
-from flink_jobs.streaming.records import series_key
 from flink_jobs.streaming.scoring import OrderWindowScore
 from flink_jobs.streaming.sinks import FileSinks
 from flink_jobs.streaming.sources import source_from_config
@@ -30,9 +30,9 @@ def build(env, source=None, sink=None, cfg: StreamConfig | None = None):
     source = source or source_from_config(cfg)
     sink = sink or FileSinks(cfg.out_dir)
     lines = source.stream(env)
-    # the key selector runs chained to the source (same parallelism, forward), so a series' lines keep
-    # the source's order; lines stay strings until the keyed operator parses them
-    alerts = (lines.key_by(series_key, key_type=Types.STRING())
+    # records (lines, or blocks of lines) are split per series next to the source (same parallelism,
+    # forward), so a series' lines keep the source's order; they stay strings until the keyed operator
+    alerts = (keyed_series_blocks(lines)
               .process(OrderWindowScore(cfg), output_type=Types.STRING())
               .name("order-window-score").uid("order-window-score"))
     dead = alerts.get_side_output(DEAD)

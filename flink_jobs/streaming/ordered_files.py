@@ -1,4 +1,5 @@
-"""A Flink split assigner that reads queued landing files oldest first (path order).
+"""The file source's two Java parts: a split assigner that reads queued landing files oldest first
+(path order), and a line-block format that hands lines to Python in blocks.
 
 Flink's ``FileSource`` hands out the files of one folder listing in no defined order (the default
 ``LocalityAwareSplitAssigner`` picks by host-locality counts). When files queue up (the job fell
@@ -9,7 +10,9 @@ so that path order is publication order (``flink_jobs.replay``).
 
 The jar is compiled on first use with the JDK's ``javac`` against the PyFlink wheel's jars and cached
 under ``<work dir>/jars`` by source hash. Without ``javac`` the job falls back to Flink's default
-assigner and logs a warning. The jar is added to the job (``pipeline.jars``), so a standalone cluster's
+assigner and logs a warning. ``streamguard.LineBatchFormat`` reads a file as records of up to N lines
+(one Java-to-Python hand-over per block instead of per line); without ``javac`` the source emits single
+lines, which the jobs take the same way. The jar is added to the job (``pipeline.jars``), so a standalone cluster's
 JobManager (where the split enumerator runs) loads it from the job, not from its ``lib/``.
 """
 
@@ -27,7 +30,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 JAVA_SRC = Path(__file__).resolve().parent.parent / "java" / "src"
-SOURCES = (JAVA_SRC / "streamguard" / "OrderedSplitAssigner.java",)
+SOURCES = (JAVA_SRC / "streamguard" / "OrderedSplitAssigner.java", JAVA_SRC / "streamguard" / "LineBatchFormat.java")
 PROVIDER_CLASS = "streamguard.OrderedSplitAssigner$Provider"
 
 
@@ -65,7 +68,7 @@ def assigner_jar(cache_dir: str | Path | None = None) -> Path | None:
         res = subprocess.run([javac, "--release", "11", "-nowarn", "-d", str(classes), "-cp", _wheel_classpath(),
                               *map(str, SOURCES)], capture_output=True, text=True)
         if res.returncode != 0:
-            raise RuntimeError(f"javac failed for {SOURCES[0].name}:\n{res.stderr[-3000:]}")
+            raise RuntimeError(f"javac failed for {', '.join(p.name for p in SOURCES)}:\n{res.stderr[-3000:]}")
         # a jar is a zip; class loading needs no manifest, so no `jar` tool is required
         part = jar.with_name(f".{jar.name}.{os.getpid()}.tmp")
         with zipfile.ZipFile(part, "w", zipfile.ZIP_DEFLATED) as z:
@@ -95,3 +98,23 @@ def ordered_split_assigner(env):
         return None
     _add_jar_once(env, jar.as_uri())
     return FileSplitAssignerProvider(load_java_class(PROVIDER_CLASS).newInstance())
+
+
+def line_batch_format(env, max_lines: int):
+    """A ``StreamFormat`` giving blocks of up to ``max_lines`` lines ('\\n'-joined), or None (no JDK)."""
+    from pyflink.datastream.connectors.file_system import StreamFormat
+    from pyflink.util.java_utils import load_java_class
+
+    jar = assigner_jar()
+    if jar is None:
+        return None
+    _add_jar_once(env, jar.as_uri())
+    from pyflink.java_gateway import get_gateway
+
+    gateway = get_gateway()
+    param_types = gateway.new_array(gateway.jvm.java.lang.Class, 1)
+    param_types[0] = gateway.jvm.java.lang.Integer.TYPE
+    args = gateway.new_array(gateway.jvm.java.lang.Object, 1)
+    args[0] = int(max_lines)
+    ctor = load_java_class("streamguard.LineBatchFormat").getConstructor(param_types)
+    return StreamFormat(ctor.newInstance(args))

@@ -20,6 +20,7 @@ from pyflink.common import Types
 from pyflink.datastream import KeyedProcessFunction
 from pyflink.datastream.state import ValueStateDescriptor
 
+from flink_jobs.streaming.blocks import lines_of
 from flink_jobs.streaming.common import DEAD, SCORES, Counters
 from flink_jobs.streaming.config import StreamConfig
 from flink_jobs.streaming.records import DeadLetter, LineParser, alert_json, dead_letter_json
@@ -45,7 +46,7 @@ def window_dead_letter(win: tuple, reason: str, detail: str = "") -> str:
 
 
 class OrderWindowScore(KeyedProcessFunction):
-    """Keyed by series (``series_key`` of the raw line): parse, order by event time, de-dup, cut the
+    """Keyed by series, fed blocks of that series' raw lines: parse, order by event time, de-dup, cut the
     production model's windows and score them, all in one Python operator.
 
     One operator instead of parse -> order-window -> score: the lines cross from Java to Python once, as
@@ -73,26 +74,29 @@ class OrderWindowScore(KeyedProcessFunction):
         except ImportError:  # pragma: no cover - torch is a dependency
             pass
 
-    def process_element(self, line, ctx):
-        row = self.parser(line)
-        if isinstance(row, str):  # dead letter JSON
-            yield DEAD, row
-            return
-        st = self.state.value()
-        arm_end_of_input(self._armed, ctx)
-        if st is None:
-            st = {"order": new_state(), "version": None, "history": None, "queue": []}
-        released, late = admit(st["order"], row, self.cfg.out_of_orderness_ms, self.counters)
-        if released is None:  # duplicate or late
-            if late:
-                yield DEAD, late
-            return
+    def process_element(self, block, ctx):
+        """A block of one series' lines (``blocks.py``): state is read and written once per block."""
         key = ctx.get_current_key()
-        yield from self._windows(key, st, released)
-        queue = st["queue"]
-        if len(queue) >= self.cfg.batch_size:
-            yield from self._flush(key, st)
-        elif queue:
+        st = None
+        for line in lines_of(block):
+            row = self.parser(line)
+            if isinstance(row, str):  # dead letter JSON
+                yield DEAD, row
+                continue
+            if st is None:
+                arm_end_of_input(self._armed, ctx)
+                st = self.state.value() or {"order": new_state(), "version": None, "history": None, "queue": []}
+            released, late = admit(st["order"], row, self.cfg.out_of_orderness_ms, self.counters)
+            if released is None:  # duplicate or late
+                if late:
+                    yield DEAD, late
+                continue
+            yield from self._windows(key, st, released)
+            if len(st["queue"]) >= self.cfg.batch_size:
+                yield from self._flush(key, st)
+        if st is None:
+            return
+        if st["queue"]:
             # one max-wait timer per key at a time, remembered per attempt (a restore re-registers it)
             now = ctx.timer_service().current_processing_time()
             if self._wait_until.get(key, 0) < now:

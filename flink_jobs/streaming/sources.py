@@ -1,4 +1,5 @@
-"""Pluggable line sources: every source gives the job a DataStream of text lines.
+"""Pluggable line sources: every source gives the job a DataStream of text lines, or of blocks of lines
+joined by '\\n' (``blocks.py`` splits them per series).
 
 ``cfg.source`` picks one, with no change to the rest of the job:
 
@@ -9,7 +10,8 @@
   files one after another; with ``ordered_files`` (default) queued files are handed out in path order
   (``ordered_files.py``), so writers name files so that path order is publication order (as
   ``flink_jobs.replay`` does). Without it (or without a JDK to build the assigner) files found in the
-  same listing come in no defined order.
+  same listing come in no defined order. Each record is a block of up to ``line_block`` lines of one
+  file (Java ``LineBatchFormat``; one line per record without a JDK or with ``line_block`` 1).
 - ``kafka``: Flink's ``KafkaSource`` on ``kafka_topic`` at ``kafka_bootstrap`` (values are the lines).
   Needs the connector jar (``flink-sql-connector-kafka-*.jar``) in ``cfg.jars`` / ``SG_STREAM_JARS``.
   Partition the topic by series id: order is kept per partition.
@@ -38,12 +40,20 @@ class FileLineSource:
     discovery_interval_ms: int | None = 1000  # None: bounded (read what is there, then finish)
     parallelism: int | None = 1
     ordered: bool = True  # hand out queued files in path order (Java assigner; Flink's default without a JDK)
+    line_block: int = 500  # lines per record (Java line-block format); 1: one record per line
+
 
     def stream(self, env):
         from pyflink.datastream.connectors.file_system import FileSource, StreamFormat
 
         Path(self.path).mkdir(parents=True, exist_ok=True)
-        builder = FileSource.for_record_stream_format(StreamFormat.text_line_format(), Path(self.path).as_uri())
+        fmt = None
+        if self.line_block > 1:
+            from flink_jobs.streaming.ordered_files import line_batch_format
+
+            fmt = line_batch_format(env, self.line_block)
+        fmt = fmt or StreamFormat.text_line_format()
+        builder = FileSource.for_record_stream_format(fmt, Path(self.path).as_uri())
         if self.discovery_interval_ms:
             builder = builder.monitor_continuously(Duration.of_millis(self.discovery_interval_ms))
         if self.ordered:
@@ -84,7 +94,7 @@ def source_from_config(cfg: StreamConfig):
     """The LineSource named by ``cfg.source``."""
     if cfg.source == "file":
         return FileLineSource(cfg.landing_dir, None if cfg.bounded else cfg.discovery_interval_ms,
-                              ordered=cfg.ordered_files)
+                              ordered=cfg.ordered_files, line_block=cfg.line_block)
     if cfg.source == "kafka":
         return KafkaLineSource(cfg.kafka_bootstrap, cfg.kafka_topic, cfg.kafka_group)
     if ":" in cfg.source:
