@@ -108,7 +108,7 @@ def throughput_run(args, names, root: Path, batch_size: int, rest_url: str = "",
     for name, lines in by_name.items():  # one file per series: read in order
         replay.write_landing(lines, land, rows_per_file=len(lines), prefix=name, progress=False)
     cfg = from_env("lstm_ed", landing_dir=str(land), out_dir=str(root / "out"), bounded=True, every_window=True,
-                   series=tuple(names), batch_size=batch_size, max_wait_ms=20, rest_url=rest_url)
+                   series=tuple(names), batch_size=batch_size, rest_url=rest_url)
     env = stream_env()
     lstm_job.build(env, cfg=cfg)
     t0 = time.perf_counter()
@@ -139,7 +139,7 @@ def latency_run(args, names, root: Path, rows_per_s: float, batch_size: int = 1)
 
     cfg = from_env("lstm_ed", landing_dir=str(root / "landing"), out_dir=str(root / "out"), every_window=True,
                    series=tuple(names), discovery_interval_ms=args.discovery_ms, checkpoint_interval_ms=1000,
-                   batch_size=batch_size, max_wait_ms=20)
+                   batch_size=batch_size)
     env = stream_env()
     lstm_job.build(env, cfg=cfg)
     client = env.execute_async("bench-latency")

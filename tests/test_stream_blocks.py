@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from flink_jobs.streaming.blocks import lines_of, split_by_series
 
 
@@ -17,3 +19,31 @@ def test_block_is_split_per_series_in_read_order():
 
 def test_single_line_record_is_one_block():
     assert split_by_series("m-1,1700000000000,1.0") == [("m-1", "m-1,1700000000000,1.0")]
+
+
+TRICKY = [
+    "m-1,1700000000000,1.0",
+    "  m-1 ,1700000000000,1.0",
+    "m-1\r",
+    "",
+    "no-comma-at-all",
+    '{"series_id": "s/1", "ts": 5, "values": [1]}',
+    ' {"machine_id": 7, "timestamp": "2020-01-01T00:00:00Z", "values": [1, 2]}',
+    '{"sensor_id": "a", "ts": 1, "value": NaN}',
+    '{"series_id": null, "machine_id": "x", "ts": 1, "values": [1]}',
+    '{"series_id": "a", "values": [1]}',
+    '{"series_id": "a", "ts": 1, "values": 3}',
+    '{"series_id": true, "ts": 1, "values": [1]}',
+    '{"series_id": "a", "ts": 1, "values": [1]',
+    "[1, 2, 3]",
+]
+
+
+def test_java_splitter_keys_lines_like_python(flink_stream_env):
+    from flink_jobs.streaming.ordered_files import _javac, series_block_splitter
+    from flink_jobs.streaming.records import series_key
+
+    if _javac() is None:
+        pytest.skip("no JDK: the Python splitter is used")
+    java = series_block_splitter(flink_stream_env)
+    assert [java.seriesKey(line) for line in TRICKY] == [series_key(line) for line in TRICKY]

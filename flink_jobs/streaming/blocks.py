@@ -27,18 +27,39 @@ def split_by_series(record: str) -> list[tuple[str, str]]:
 
 
 def lines_of(block) -> list[str]:
-    """The lines of a keyed block (the operators' input element)."""
-    return block[1].split("\n")
+    """The lines of a keyed operator's input element: the lines string (Java split) or a
+    ``(series id, lines)`` tuple (Python split)."""
+    return (block if isinstance(block, str) else block[1]).split("\n")
 
 
-def keyed_series_blocks(records):
-    """``records`` (a DataStream of strings) -> KeyedStream of (series id, lines) blocks.
+def keyed_series_blocks(env, records, java: bool = True):
+    """``records`` (a DataStream of strings) -> KeyedStream of per-series blocks (``lines_of`` reads them;
+    ``ctx.get_current_key()`` is the series id).
 
-    The split runs with the source's parallelism, forward (chained), and PyFlink chains the key-by step to
-    it: a series' lines reach its keyed operator in the order the source read them.
+    The split runs with the source's parallelism, forward (chained to it), so a series' lines reach its
+    keyed operator in the order the source read them. ``java``: split with the Java twin
+    (``SeriesBlockSplitter``) and key on the Java side, as PyFlink's own ``key_by`` does after its key
+    step; without a JDK, or with ``java=False``, Python ``split_by_series`` + ``key_by`` (one more
+    Java-Python hand-over per block).
     """
-    blocks = records.flat_map(split_by_series, output_type=BLOCK).name("split-by-series")
     parallelism = records._j_data_stream.getTransformation().getParallelism()
+    splitter = None
+    if java:
+        from flink_jobs.streaming.ordered_files import series_block_splitter
+
+        splitter = series_block_splitter(env)
+    if splitter is None:
+        blocks = records.flat_map(split_by_series, output_type=BLOCK).name("split-by-series")
+        if parallelism > 0:
+            blocks = blocks.set_parallelism(parallelism)
+        return blocks.key_by(lambda block: block[0], key_type=Types.STRING())
+    from pyflink.datastream.data_stream import DataStream, KeyedStream
+    from pyflink.java_gateway import get_gateway
+
+    j_blocks = records._j_data_stream.flatMap(splitter).name("split-by-series")
     if parallelism > 0:
-        blocks = blocks.set_parallelism(parallelism)
-    return blocks.key_by(lambda block: block[0], key_type=Types.STRING())
+        j_blocks = j_blocks.setParallelism(parallelism)
+    # what DataStream.key_by builds after its Python key step: Row(key, value) keyed on field 0, the
+    # keyed operator then sees the value (the lines) alone
+    j_keyed = j_blocks.keyBy(get_gateway().jvm.KeyByKeySelector(), Types.ROW([Types.STRING()]).get_java_type_info())
+    return KeyedStream(j_keyed, Types.STRING(), DataStream(j_blocks))

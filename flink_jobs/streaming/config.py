@@ -33,7 +33,7 @@ class StreamConfig:
     bounded: bool = False  # file source: read the files present, then finish (tests, bench ceilings)
     discovery_interval_ms: int = 1000
     ordered_files: bool = True  # file source: hand out queued files in path (= publication) order
-    line_block: int = 500  # file source: lines per record (one Java->Python hand-over per block); 1: per line
+    line_block: int = 4096  # file source: lines per record (one Java->Python hand-over per block); 1: per line
     kafka_bootstrap: str = "localhost:9092"
     kafka_topic: str = "landing"
     kafka_group: str = "streamguard"
@@ -44,8 +44,8 @@ class StreamConfig:
     out_of_orderness_ms: int = 0  # rows may arrive this much later than newer rows of the same series
     naive_utc_offset_minutes: int = 0  # zone of timestamps written without one
     nodata_codes: tuple[float, ...] = ()  # values meaning 'no reading' (dead letter 'nodata'), e.g. -9999
-    batch_size: int = 1  # windows scored per model call; >1 waits up to max_wait_ms to fill a batch
-    max_wait_ms: int = 20
+    batch_size: int = 64  # most windows of one series per model call (the windows of one input block)
+    max_wait_ms: int = 0  # >0: a remainder under batch_size waits this long for more windows (a timer)
     checkpoint_interval_ms: int = 2000
     # PyFlink hands elements to the Python worker in bundles and emits their results when a bundle ends:
     # bundle time bounds the added latency (Flink's default, 1000 ms, dominated it), size the batching

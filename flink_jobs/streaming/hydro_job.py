@@ -124,7 +124,7 @@ def build(env, source=None, sink=None, cfg: StreamConfig | None = None):
     source = source or source_from_config(cfg)
     sink = sink or FileSinks(cfg.out_dir)
     # parse inside the keyed operator: lines cross to Python once, in blocks (see lstm_job)
-    alerts = (keyed_series_blocks(source.stream(env))
+    alerts = (keyed_series_blocks(env, source.stream(env))
               .process(OrderAndScore(cfg), output_type=Types.STRING()).name("order-score").uid("order-score"))
     dead = alerts.get_side_output(DEAD)
     scores = alerts.get_side_output(SCORES) if cfg.every_window else None

@@ -32,7 +32,7 @@ def build(env, source=None, sink=None, cfg: StreamConfig | None = None):
     lines = source.stream(env)
     # records (lines, or blocks of lines) are split per series next to the source (same parallelism,
     # forward), so a series' lines keep the source's order; they stay strings until the keyed operator
-    alerts = (keyed_series_blocks(lines)
+    alerts = (keyed_series_blocks(env, lines)
               .process(OrderWindowScore(cfg), output_type=Types.STRING())
               .name("order-window-score").uid("order-window-score"))
     dead = alerts.get_side_output(DEAD)

@@ -30,7 +30,8 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 JAVA_SRC = Path(__file__).resolve().parent.parent / "java" / "src"
-SOURCES = (JAVA_SRC / "streamguard" / "OrderedSplitAssigner.java", JAVA_SRC / "streamguard" / "LineBatchFormat.java")
+SOURCES = tuple(JAVA_SRC / "streamguard" / f"{name}.java"
+                for name in ("OrderedSplitAssigner", "LineBatchFormat", "SeriesBlockSplitter"))
 PROVIDER_CLASS = "streamguard.OrderedSplitAssigner$Provider"
 
 
@@ -98,6 +99,17 @@ def ordered_split_assigner(env):
         return None
     _add_jar_once(env, jar.as_uri())
     return FileSplitAssignerProvider(load_java_class(PROVIDER_CLASS).newInstance())
+
+
+def series_block_splitter(env):
+    """The Java ``FlatMapFunction`` twin of ``blocks.split_by_series``, or None (no JDK)."""
+    from pyflink.util.java_utils import load_java_class
+
+    jar = assigner_jar()
+    if jar is None:
+        return None
+    _add_jar_once(env, jar.as_uri())
+    return load_java_class("streamguard.SeriesBlockSplitter").newInstance()
 
 
 def line_batch_format(env, max_lines: int):

@@ -1,8 +1,8 @@
 """Keyed scoring of windows with the series' production LSTM-ED, in-process.
 
-Windows of a series queue in keyed state and are scored together once ``batch_size`` are waiting
-or ``max_wait_ms`` has passed (``batch_size=1``: each window at once); the queue lives in keyed
-state, so a checkpoint never loses a window that was taken from the input but not yet scored.
+The windows cut from one input block of a series are scored together, in model calls of at most
+``batch_size`` windows; with ``max_wait_ms`` > 0 a remainder smaller than ``batch_size`` waits in keyed
+state for the next block or the wait's timer instead (a checkpoint never loses a queued window).
 The detector's recent-window history (score adaptation) is kept per series in keyed state too,
 so the stream gives the same scores as ``detector.score_series`` on the same rows.
 """
@@ -75,9 +75,12 @@ class OrderWindowScore(KeyedProcessFunction):
             pass
 
     def process_element(self, block, ctx):
-        """A block of one series' lines (``blocks.py``): state is read and written once per block."""
+        """A block of one series' lines (``blocks.py``): state is read and written once per block, the
+        released rows are cut into windows once, and the windows are scored in calls of at most
+        ``batch_size``; what is left is scored at the end of the block, or (``max_wait_ms`` > 0) when
+        ``batch_size`` are queued or the wait is over."""
         key = ctx.get_current_key()
-        st = None
+        st, released = None, []
         for line in lines_of(block):
             row = self.parser(line)
             if isinstance(row, str):  # dead letter JSON
@@ -86,22 +89,26 @@ class OrderWindowScore(KeyedProcessFunction):
             if st is None:
                 arm_end_of_input(self._armed, ctx)
                 st = self.state.value() or {"order": new_state(), "version": None, "history": None, "queue": []}
-            released, late = admit(st["order"], row, self.cfg.out_of_orderness_ms, self.counters)
-            if released is None:  # duplicate or late
-                if late:
-                    yield DEAD, late
-                continue
-            yield from self._windows(key, st, released)
-            if len(st["queue"]) >= self.cfg.batch_size:
-                yield from self._flush(key, st)
+            rows, late = admit(st["order"], row, self.cfg.out_of_orderness_ms, self.counters)
+            if rows:
+                released += rows
+            elif late:
+                yield DEAD, late
         if st is None:
             return
+        yield from self._windows(key, st, released)
+        while len(st["queue"]) >= self.cfg.batch_size:
+            yield from self._flush(key, st)
         if st["queue"]:
-            # one max-wait timer per key at a time, remembered per attempt (a restore re-registers it)
-            now = ctx.timer_service().current_processing_time()
-            if self._wait_until.get(key, 0) < now:
-                self._wait_until[key] = now + self.cfg.max_wait_ms
-                ctx.timer_service().register_processing_time_timer(now + self.cfg.max_wait_ms)
+            if self.cfg.max_wait_ms <= 0:
+                yield from self._flush(key, st)
+            else:
+                # one max-wait timer per key at a time, remembered per attempt (a restore re-registers it);
+                # registering costs a round trip to the JVM (~ms), so the default is to flush now instead
+                now = ctx.timer_service().current_processing_time()
+                if self._wait_until.get(key, 0) < now:
+                    self._wait_until[key] = now + self.cfg.max_wait_ms
+                    ctx.timer_service().register_processing_time_timer(now + self.cfg.max_wait_ms)
         self.state.update(st)
 
     def on_timer(self, timestamp, ctx):
@@ -111,7 +118,7 @@ class OrderWindowScore(KeyedProcessFunction):
         key = ctx.get_current_key()
         if timestamp == END_OF_INPUT:
             yield from self._windows(key, st, release(st["order"], END_OF_INPUT))
-        if st["queue"]:
+        while st["queue"]:
             yield from self._flush(key, st)
         self.state.update(st)
 
@@ -135,7 +142,8 @@ class OrderWindowScore(KeyedProcessFunction):
             st["queue"].append((key, int(first), ts, values, int(ingest)))
 
     def _flush(self, key, st):
-        queue, st["queue"] = st["queue"], []
+        """Score the oldest ``batch_size`` queued windows."""
+        queue, st["queue"] = st["queue"][: self.cfg.batch_size], st["queue"][self.cfg.batch_size :]
         loaded = self.models.get(key)
         if loaded is None:
             reason = self.models.why_missing(key)

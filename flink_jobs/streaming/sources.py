@@ -40,7 +40,7 @@ class FileLineSource:
     discovery_interval_ms: int | None = 1000  # None: bounded (read what is there, then finish)
     parallelism: int | None = 1
     ordered: bool = True  # hand out queued files in path order (Java assigner; Flink's default without a JDK)
-    line_block: int = 500  # lines per record (Java line-block format); 1: one record per line
+    line_block: int = 4096  # lines per record (Java line-block format); 1: one record per line
 
 
     def stream(self, env):

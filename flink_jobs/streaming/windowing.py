@@ -43,6 +43,10 @@ def order(state: dict, row: Row, bound_ms: int) -> tuple[list[Row], str | None]:
     last = state["last"]
     if last is not None and row.ts <= last:
         return [], "duplicate" if row.ts in state["recent"] else "late"
+    if bound_ms <= 0 and not state["pending"]:  # the common case: in order, nothing held back
+        state["max"] = state["last"] = row.ts
+        _remember(state["recent"], [row.ts])
+        return [row], None
     if row.ts in state["pending"]:
         return [], "duplicate"
     state["pending"][row.ts] = row
@@ -71,9 +75,15 @@ def release(state: dict, upto: int) -> list[Row]:
     out = [pending.pop(t) for t in ready]
     if out:
         state["last"] = out[-1].ts
-        # timestamps of recently released rows, to tell a duplicate from a late row
-        state["recent"] = (state["recent"] + [r.ts for r in out])[-64:]
+        _remember(state["recent"], [r.ts for r in out])
     return out
+
+
+def _remember(recent: list, stamps: list) -> None:
+    """Keep the timestamps of the 64 to 128 newest released rows, to tell a duplicate from a late row."""
+    recent.extend(stamps)
+    if len(recent) > 128:
+        del recent[:-64]
 
 
 def cut(state: dict, rows: list[Row], length: int, step: int) -> list[tuple]:
