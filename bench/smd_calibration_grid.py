@@ -66,13 +66,15 @@ def main(argv=None) -> None:
     p.add_argument("--machines", nargs="*")
     p.add_argument("--risks", type=float, nargs="+", default=[1e-3, 3e-3, 1e-2, 3e-2])
     p.add_argument("--fars", type=float, nargs="+", default=[0.005, 0.01, 0.02, 0.05])
-    p.add_argument("--adapt-windows", type=int, default=32, help="as TrainConfig (0: off)")
+    p.add_argument("--adapt-windows", type=int, default=32, help="global adaptation (session 2: 32; 0: off)")
     p.add_argument("--adapt-guard", type=float, default=0.5, help="as TrainConfig (0: plain adaptation)")
     p.add_argument("--out", default=str(RESULTS / "smd_calibration_grid"))
     a = p.parse_args(argv)
     cache = Path(a.cache_dir)
     machines = a.machines or [m for m in list_any(a.data) if (cache / f"{m}.train.npz").exists()]
-    cfg = TrainConfig(adapt_windows=a.adapt_windows, adapt_guard=a.adapt_guard)
+    # session 2's score and count-model calibration (bench/smd_score_designs.py covers the others)
+    cfg = TrainConfig(score="mahalanobis", calibration="pot", far=0.01, adapt_windows=a.adapt_windows,
+                      adapt_guard=a.adapt_guard)
     t0, load0 = time.perf_counter(), os.getloadavg()
     grid = [(r, f) for r in a.risks for f in a.fars]
     f1 = np.zeros((len(machines), len(grid)))

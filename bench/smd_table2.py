@@ -52,6 +52,11 @@ def calibrated_windows(val_pts, test_pts, cfg, val_step):
 
     val = sliding_windows(np.asarray(val_pts)[:, None], cfg.length, val_step)[..., 0].astype(np.float64)
     tst = sliding_windows(np.asarray(test_pts)[:, None], cfg.length, cfg.step)[..., 0].astype(np.float64)
+    if cfg.score == "channel_z" and cfg.level_windows > 0:  # the LSTM's level removal, on the one feature
+        ratio = max(1, cfg.step // val_step)
+        init = scoring.window_levels(val[::ratio, :, None][-cfg.level_windows:]).tolist()
+        val = scoring.remove_levels(val[..., None], None, cfg.level_windows * ratio)[0][..., 0]
+        tst = scoring.remove_levels(tst[..., None], init, cfg.level_windows)[0][..., 0]
     ref = float(np.median(np.median(val, axis=1)))
     if cfg.adapt_windows > 0:
         val, _ = scoring.adapt_recent(val, ref, None, cfg.adapt_windows * max(1, cfg.step // val_step))
@@ -107,14 +112,14 @@ def _cached_lstm(folder, m, cfg, cache: Path):
 
 def run_machine(folder, machine, cfg, cache: Path | None = None) -> dict:
     from bench.smd_cache import load_any
-    from serving.core.windows import window_starts
+    from serving.core.windows import sliding_windows, window_starts
     from training.lstm_ed.evaluate import evaluate_modes
     from training.lstm_ed.pipeline import fit_detector
 
     m = load_any(folder, machine)
     if cache is not None and (cache / f"{machine}.train.npz").exists():
         det, info, test_err = _cached_lstm(folder, m, cfg, cache)
-        out = det.score_errors(test_err)
+        out = det.score_errors(test_err, inputs=det.inputs(sliding_windows(m.test, det.length, det.step)))
         out["starts"] = window_starts(len(m.test), det.length, det.step)
     else:
         det, info = fit_detector(m.train, cfg, progress=True)
@@ -122,7 +127,7 @@ def run_machine(folder, machine, cfg, cache: Path | None = None) -> dict:
     res = {"lstm_ed": evaluate_modes(out["scores"], out["starts"], det.length, m.test_labels,
                                      (det.tau, det.delta), top_channels=out["top_channels"], segments=m.segments)}
     res["lstm_ed"]["train_seconds"] = info["train_seconds"]
-    res["lstm_ed"]["info"] = {k: v for k, v in info.items() if k != "history"}
+    res["lstm_ed"]["info"] = {k: v for k, v in info.items() if k not in ("history", "val_scores")}
     val_step = info.get("val_step", cfg.train_step)
     for name, (val_pts, test_pts, fit_s) in _baselines(m, cfg, cache).items():
         tst, starts, unsup = calibrated_windows(val_pts, test_pts, cfg, val_step)
@@ -209,7 +214,13 @@ def main(argv=None) -> None:
     p.add_argument("--batch-size", type=int, default=5, help="batch size (paper: 5; measured no slower than 32 on CPU, lower val loss)")
     p.add_argument("--train-step", type=int, default=20, help="stride of training/validation windows")
     p.add_argument("--mode", default="auto", choices=["auto", "free", "teacher"], help="decoder inference mode")
-    p.add_argument("--adapt-windows", type=int, default=32, help="recent-behaviour normalisation (0: off)")
+    p.add_argument("--score", default="channel_z", choices=["channel_z", "mahalanobis"], help="per-point a_t")
+    p.add_argument("--no-input-deviation", action="store_true", help="channel_z: reconstruction errors only")
+    p.add_argument("--level-windows", type=int, default=32, help="channel_z: per-feature level removal (0: off)")
+    p.add_argument("--top-k", type=int, default=3, help="channel_z: a_t = mean of the k largest features")
+    p.add_argument("--transform", default="none", choices=["none", "log1p"], help="channel_z: feature transform")
+    p.add_argument("--adapt-windows", type=int, default=0,
+                   help="global recent-behaviour normalisation of a_t (0: off; session 2: 32 with mahalanobis)")
     p.add_argument("--adapt-guard", type=float, default=0.5,
                    help="adapt to unflagged windows unless more than this share was flagged (0: to all windows)")
     p.add_argument("--threads", type=int, default=1,
@@ -217,9 +228,11 @@ def main(argv=None) -> None:
     p.add_argument("--device", default="cpu", help="torch device for training without a cache (auto: cuda if any)")
     p.add_argument("--cache-dir", default=None, help="folder of bench/smd_cache.py results (<machine>.train.npz, "
                    ".errors.npz): the LSTM is not trained again, only calibrated and scored (seconds per machine)")
-    p.add_argument("--calibration", default="pot", choices=["pot", "quantile"], help="label-free tau/delta method")
+    p.add_argument("--calibration", default="pot_max", choices=["pot_max", "pot", "quantile"],
+                   help="label-free tau/delta method")
     p.add_argument("--risk", type=float, default=1e-2, help="pot: point risk P(a_t > tau) on normal data")
-    p.add_argument("--far", type=float, default=0.01, help="target window false-alarm rate for delta")
+    p.add_argument("--far", type=float, default=0.1,
+                   help="target window false-alarm rate (pot: of delta; pot_max: of tau with delta 0)")
     p.add_argument("--q", type=float, default=0.99, help="quantile calibration: tau quantile")
     p.add_argument("--cov", default="shrinkage", choices=["shrinkage", "pinv"], help="covariance of errors")
     p.add_argument("--out", default=str(RESULTS / "smd_table2"), help="output path without extension")
@@ -231,7 +244,9 @@ def main(argv=None) -> None:
     machines = a.machines or list_any(folder)
     cfg = TrainConfig(hidden=a.hidden, max_epochs=a.max_epochs, batch_size=a.batch_size, train_step=a.train_step,
                       mode=a.mode, adapt_windows=a.adapt_windows, adapt_guard=a.adapt_guard, threads=a.threads, device=a.device,
-                      calibration=a.calibration, risk=a.risk, far=a.far, q=a.q, cov=a.cov)
+                      calibration=a.calibration, risk=a.risk, far=a.far, q=a.q, cov=a.cov, score=a.score,
+                      input_deviation=not a.no_input_deviation, level_windows=a.level_windows, top_k_channels=a.top_k,
+                      score_transform=a.transform)
     cache = Path(a.cache_dir) if a.cache_dir else None
     settings = {**cfg.to_params(), "data": _rel(folder), "cache_dir": _rel(cache) if cache else None,
                 "cpu_count": os.cpu_count(), "loadavg_start": os.getloadavg()}

@@ -64,9 +64,22 @@ def test_label_free_dispatch():
     assert (tau, delta) == calibrate.unsupervised(x, 0.99, 0.01)
     cfg.calibration = "pot"
     assert calibrate.label_free(x, cfg)[:2] == calibrate.unsupervised_pot(x, 1e-3, 0.01, 0.98)[:2]
+    cfg.calibration = "pot_max"
+    assert calibrate.label_free(x, cfg)[:2] == calibrate.unsupervised_pot_max(x, 0.01, 0.98)[:2]
     cfg.calibration = "nope"
     with pytest.raises(ValueError):
         calibrate.label_free(x, cfg)
+
+
+def test_pot_max_delta_zero_at_the_modelled_window_false_alarm_rate():
+    x = np.random.default_rng(4).exponential(size=(400, 100))  # iid: P(count > 0) = 1 - (1 - r)^100
+    tau, delta, info = calibrate.unsupervised_pot_max(x, far=0.1)
+    assert delta == 0.0 and info["modelled_window_far"] == pytest.approx(0.1, abs=1e-3)
+    assert info["risk"] == pytest.approx(1 - 0.9 ** (1 / 100), rel=0.15)  # runs over the 98% level: ~1 point
+    assert tau == pytest.approx(-np.log(info["risk"]), rel=0.08)  # exponential tail
+    assert info["val_window_alarm_rate"] == pytest.approx(0.1, abs=0.05)
+    # a smaller false-alarm target means a higher threshold
+    assert calibrate.unsupervised_pot_max(x, far=0.01)[0] > tau
 
 
 @pytest.fixture(scope="module")

@@ -111,3 +111,48 @@ def test_adapt_guarded_keeps_anomalies_until_the_guard_accepts_a_new_level():
     a, s1 = scoring.adapt_guarded(scores[:5], 1.0, None, 4, 5.0, 0, 0.5)
     b, _ = scoring.adapt_guarded(scores[5:], 1.0, s1, 4, 5.0, 0, 0.5)
     np.testing.assert_array_equal(np.vstack([a, b]), out)
+
+
+def test_robust_error_scale_and_channel_features_hand_computed():
+    e = np.array([[0.0, 1.0, 2.0], [2.0, 1.0, 2.0], [4.0, 1.0, 2.0]])  # channels 1 and 2 are flat
+    center, scale = scoring.robust_error_scale(e, hi=1.0, floor_frac=0.5)
+    assert center.tolist() == [2.0, 1.0, 2.0]
+    assert scale.tolist() == [2.0, 1.0, 1.0]  # max - median = 2; flat channels floored at 0.5 * 2
+    f = scoring.channel_features(np.array([[6.0, 1.0, 5.0]]), center, scale)
+    assert f.tolist() == [[2.0, 0.0, 3.0]]  # a flat channel's later move scores, by its floor
+    both = scoring.channel_features(np.array([[6.0, 1.0, 5.0]]), center, scale, inputs=np.array([[-4.0, 0.5, 0.0]]))
+    assert both.tolist() == [[2.0, 0.0, 3.0, 4.0, 0.5, 0.0]]  # |inputs| appended
+
+
+def test_top_k_mean_and_log1p():
+    f = np.array([[1.0, 5.0, 3.0, -2.0]])
+    assert scoring.top_k_mean(f, 2).tolist() == [4.0]
+    assert scoring.top_k_mean(f, 9).tolist() == [pytest.approx(7 / 4)]  # k capped at the feature count
+    assert scoring.top_k_mean(f, 1, "log1p")[0] == pytest.approx(np.log(6.0))
+    with pytest.raises(ValueError):
+        scoring.top_k_mean(f, 1, "sqrt")
+
+
+def test_remove_levels_absorbs_a_persistent_shift_per_feature_and_streams():
+    feats = np.zeros((12, 4, 2))
+    feats[4:, :, 0] = 10.0  # feature 0 shifts for good at window 4; feature 1 has a one-window spike
+    feats[6, 1, 1] = 7.0
+    out, hist = scoring.remove_levels(feats, None, k=3)
+    assert out[4, 0, 0] == 10.0 and out[5, 0, 0] == 10.0  # the new level is not normal yet
+    assert out[6, 0, 0] == 0.0 and out[-1, 0, 0] == 0.0  # median of the last 3 window levels is 10: absorbed
+    assert out[6, 1, 1] == 7.0  # a short spike is not absorbed (window median stays 0)
+    assert len(hist) == 3 and hist[-1] == [10.0, 0.0]
+    below = scoring.remove_levels(-feats, None, k=3)[0]
+    np.testing.assert_array_equal(below, -feats)  # levels below normal are left alone
+    a, h1 = scoring.remove_levels(feats[:5], None, 3)
+    b, _ = scoring.remove_levels(feats[5:], h1, 3)
+    np.testing.assert_array_equal(np.vstack([a, b]), out)  # two stream calls == one batch
+    warm, _ = scoring.remove_levels(feats[4:], [[10.0, 0.0]] * 3, 3)
+    assert warm[0, 0, 0] == 0.0  # warm-started levels apply from the first window
+
+
+def test_feature_shares_fold_error_and_input_features_per_channel():
+    feats = np.zeros((1, 2, 4))  # 2 channels: [err0, err1, in0, in1]
+    feats[0, 1] = [1.0, 2.0, 1.0, -3.0]  # squares of positive parts: ch0 1 + 1 = 2, ch1 4 + 0 = 4
+    shares = scoring.feature_shares(feats, 2, np.array([[False, True]]))
+    np.testing.assert_allclose(shares, [[2 / 6, 4 / 6]])

@@ -1,8 +1,16 @@
 """Everything needed to score raw (unscaled) windows of one machine with a trained LSTM-ED.
 
-Pipeline per window: robust scaling -> reconstruction (``mode``) -> e_t = |x_t - x'_t| -> Mahalanobis a_t
+Pipeline per window: robust scaling -> reconstruction (``mode``) -> e_t = |x_t - x'_t| -> per-point a_t
 -> (optional) relative to recent windows -> count of a_t > tau -> anomalous when count > delta,
-plus the top-3 channels by error share. Picklable (weights are kept as numpy arrays), see to_bytes().
+plus the top-3 channels by error share. Two per-point scores (``score``):
+
+* ``mahalanobis`` (the paper; sessions 1-2): a_t = (e_t - mu)^T P (e_t - mu), optional global adaptation.
+* ``channel_z`` (session 3): per channel, (e - median) / robust scale of validation errors and, with
+  ``input_deviation``, the input's |robust z| (a label-free ensemble with input-space deviation); each
+  feature minus its recent level (``level_windows``, warm-started from validation); a_t = mean of the
+  ``top_k_channels`` largest features (optionally log1p-compressed).
+
+Picklable (weights are kept as numpy arrays), see to_bytes().
 """
 
 from __future__ import annotations
@@ -37,6 +45,14 @@ class LSTMEDDetector:
     adapt_ref: float = 1.0  # median a_t on validation windows
     adapt_guard: float = 0.0  # 0: adapt to all recent windows; > 0: to unflagged ones, see scoring.adapt_guarded
     calibration: dict = field(default_factory=dict)  # how tau/delta were chosen (mode, quantile, ...)
+    score: str = "mahalanobis"  # per-point a_t: 'mahalanobis' or 'channel_z' (see the module docstring)
+    err_center: np.ndarray | None = None  # channel_z: per-channel median of validation errors
+    err_scale: np.ndarray | None = None  # channel_z: per-channel robust scale of validation errors
+    input_deviation: bool = False  # channel_z: add |robust z| of the inputs as features
+    level_windows: int = 0  # channel_z: features relative to the previous k windows' levels (0: off)
+    level_init: list | None = None  # channel_z: levels of the last validation windows (stream warm start)
+    top_k_channels: int = 3  # channel_z: a_t = mean of the k largest features
+    score_transform: str = "none"  # channel_z: 'none' or 'log1p'
 
     def __getstate__(self):
         state = dict(self.__dict__)
@@ -68,24 +84,52 @@ class LSTMEDDetector:
         z = self.scaler().transform(windows)
         return np.abs(z - reconstruct(self.model(), z, mode or self.mode))
 
+    def inputs(self, windows: np.ndarray) -> np.ndarray | None:
+        """Robust-scaled, unclipped inputs for ``input_deviation`` (None when the score does not use them)."""
+        if getattr(self, "score", "mahalanobis") != "channel_z" or not self.input_deviation:
+            return None
+        return (np.asarray(windows, dtype=np.float64) - self.center) / self.scale
+
+    def features(self, err: np.ndarray, inputs: np.ndarray | None, history=None):
+        """channel_z: per-point features after level removal, and the updated level history."""
+        if self.input_deviation and inputs is None:
+            raise ValueError("this detector scores input deviation: pass inputs (see inputs())")
+        feats = scoring.channel_features(err, self.err_center, self.err_scale,
+                                         inputs if self.input_deviation else None)
+        if self.level_windows <= 0:
+            return feats, []
+        start = self.level_init if history is None else history
+        return scoring.remove_levels(feats, start, self.level_windows)
+
     def raw_scores(self, windows: np.ndarray, mode: str | None = None):
-        """(errors, a_t) before adaptation; windows (N, L, C) raw values."""
+        """(errors, a_t) before adaptation; windows (N, L, C) raw values (channel_z: levels from validation)."""
         err = self.errors(windows, mode)
+        if getattr(self, "score", "mahalanobis") == "channel_z":
+            feats, _ = self.features(err, self.inputs(windows))
+            return err, scoring.top_k_mean(feats, self.top_k_channels, self.score_transform)
         return err, scoring.mahalanobis(err, self.mu, self.precision)
 
     def score_windows(self, windows: np.ndarray, history: list | None = None) -> dict:
         """Score raw windows in time order. ``history`` carries recent-window levels between stream calls
-        (returned under 'history': a list, or with ``adapt_guard`` a dict of three short lists); None starts
-        fresh."""
+        (returned under 'history': a list, or with ``adapt_guard`` a dict of three short lists; channel_z:
+        ``{"levels": [...], "adapt": ...}``); None starts fresh (channel_z: from the validation levels)."""
         windows = np.asarray(windows, dtype=np.float32)
         if windows.ndim != 3 or windows.shape[2] != self.n_channels:
             raise ValueError(f"expected windows (N, L, {self.n_channels}), got {windows.shape}")
-        return self.score_errors(self.errors(windows), history)
+        return self.score_errors(self.errors(windows), history, inputs=self.inputs(windows))
 
-    def score_errors(self, err: np.ndarray, history: list | None = None) -> dict:
+    def score_errors(self, err: np.ndarray, history: list | None = None, inputs: np.ndarray | None = None) -> dict:
         """The scoring steps after the reconstruction: errors (N, L, C) = |z - z'| -> the score_windows dict
-        (the bench feeds cached errors here)."""
-        a = scoring.mahalanobis(err, self.mu, self.precision)
+        (the bench feeds cached errors here). ``inputs``: the robust-scaled unclipped windows (``inputs()``),
+        needed only by a channel_z detector with ``input_deviation``."""
+        channel_z = getattr(self, "score", "mahalanobis") == "channel_z"
+        levels = None
+        if channel_z:
+            feats, levels = self.features(err, inputs, None if history is None else history.get("levels"))
+            a = scoring.top_k_mean(feats, self.top_k_channels, self.score_transform)
+            history = None if history is None else history.get("adapt")
+        else:
+            a = scoring.mahalanobis(err, self.mu, self.precision)
         hist = history
         if self.adapt_windows > 0 and getattr(self, "adapt_guard", 0.0) > 0:  # detectors pickled before: 0
             a, hist = scoring.adapt_guarded(a, self.adapt_ref, history, self.adapt_windows, self.tau, self.delta,
@@ -93,7 +137,11 @@ class LSTMEDDetector:
         elif self.adapt_windows > 0:
             a, hist = scoring.adapt_recent(a, self.adapt_ref, history, self.adapt_windows)
         counts = scoring.count_over_tau(a, self.tau)
-        shares = scoring.channel_shares(err, self.mu, self.error_sd, a > self.tau)
+        if channel_z:
+            shares = scoring.feature_shares(feats, self.n_channels, a > self.tau)
+            hist = {"levels": levels, "adapt": hist}
+        else:
+            shares = scoring.channel_shares(err, self.mu, self.error_sd, a > self.tau)
         return {
             "scores": a,
             "count_over_tau": counts,

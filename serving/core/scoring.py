@@ -163,3 +163,77 @@ def adapt_guarded(scores: np.ndarray, ref: float, state: dict | None, k: int, ta
             st["normal"].append(float(np.median(row)))
         st = {n: v[-k:] for n, v in st.items()}
     return out, st
+
+
+# ---------------------------------------------------------------- per-channel score (session 3)
+def robust_error_scale(errors: np.ndarray, hi: float = 0.99, floor_frac: float = 0.05):
+    """Per-channel (center, scale) of validation errors (..., C): center = median, scale = ``hi`` quantile
+    minus the median, floored at ``floor_frac`` of the median positive scale (flat channels, whose error is
+    near constant on validation, stay finite and score a later move strongly but boundedly)."""
+    e = np.asarray(errors, dtype=np.float64).reshape(-1, np.shape(errors)[-1])
+    center = np.median(e, axis=0)
+    scale = np.quantile(e, hi, axis=0) - center
+    pos = scale[scale > 1e-12]
+    floor = floor_frac * float(np.median(pos)) if len(pos) else 1.0
+    return center, np.maximum(scale, floor)
+
+
+def channel_features(errors: np.ndarray, center: np.ndarray, scale: np.ndarray,
+                     inputs: np.ndarray | None = None) -> np.ndarray:
+    """Per-point, per-channel deviations (..., C) or (..., 2C): the standardized reconstruction error
+    ``(e - center) / scale`` and, when ``inputs`` (robust-scaled, unclipped values) are given, ``|inputs|``
+    (the input's distance from the training median in robust ranges) appended as C more features."""
+    z = (np.asarray(errors, dtype=np.float64) - center) / scale
+    if inputs is None:
+        return z
+    return np.concatenate([z, np.abs(np.asarray(inputs, dtype=np.float64))], axis=-1)
+
+
+def window_levels(feats: np.ndarray) -> np.ndarray:
+    """Per window, the median over its points of each feature: (N, L, F) -> (N, F)."""
+    return np.median(np.asarray(feats, dtype=np.float64), axis=1)
+
+
+def remove_levels(feats: np.ndarray, history: list | None, k: int) -> tuple[np.ndarray, list]:
+    """Each feature relative to recent behaviour: subtract from window i the median over the previous ``k``
+    windows of that feature's per-window median, when positive (a persistent shift of one channel is
+    absorbed after about k/2 windows; a short anomaly is not; levels below normal are left alone).
+
+    ``history`` (list of per-window median lists, oldest first; None starts empty) carries the levels
+    between stream calls; returned updated (at most k items, builtin floats)."""
+    f = np.asarray(feats, dtype=np.float64)
+    hist = [np.asarray(h, dtype=np.float64) for h in (history or [])][-k:] if k > 0 else []
+    out = np.empty_like(f)
+    meds = window_levels(f) if len(f) else np.zeros((0, f.shape[-1]))
+    for i, w in enumerate(f):
+        level = np.median(np.stack(hist), axis=0) if hist else np.zeros(f.shape[-1])
+        out[i] = w - np.maximum(level, 0.0)
+        hist.append(meds[i])
+        hist = hist[-k:]
+    return out, [h.tolist() for h in hist]
+
+
+def top_k_mean(feats: np.ndarray, k: int = 3, transform: str = "none") -> np.ndarray:
+    """a_t = mean of the ``k`` largest features of each point (..., F) -> (...); ``transform='log1p'``
+    applies log(1 + max(f, 0)) first (compresses single huge deviations)."""
+    f = np.asarray(feats, dtype=np.float64)
+    if transform == "log1p":
+        f = np.log1p(np.maximum(f, 0.0))
+    elif transform != "none":
+        raise ValueError(f"unknown transform {transform!r}; use 'none' or 'log1p'")
+    k = min(k, f.shape[-1])
+    return np.partition(f, f.shape[-1] - k, axis=-1)[..., -k:].mean(axis=-1)
+
+
+def feature_shares(feats: np.ndarray, n_channels: int, mask: np.ndarray | None = None) -> np.ndarray:
+    """Share of each channel in a window's squared positive deviations (error and input features of one
+    channel summed), over the points in ``mask`` (N, L) (all points where a window has none). (N, C)."""
+    f = np.maximum(np.asarray(feats, dtype=np.float64), 0.0) ** 2
+    if mask is not None:
+        m = np.asarray(mask, dtype=bool)
+        m = np.where(m.any(axis=1, keepdims=True), m, True)
+        f = f * m[..., None]
+    per = f.sum(axis=1)
+    per = per.reshape(per.shape[0], -1, n_channels).sum(axis=1)
+    tot = per.sum(axis=1, keepdims=True)
+    return np.divide(per, tot, out=np.zeros_like(per), where=tot > 0)

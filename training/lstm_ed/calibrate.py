@@ -9,6 +9,10 @@
     window: clusters of exceedances start as Bernoulli(risk * theta) per point and have geometric sizes of
     mean 1/theta (theta = extremal index, estimated on validation exceedances), so delta is the smallest count
     whose modelled window false-alarm rate is at most ``far``. Both extrapolate past the few validation windows.
+  - ``pot_max`` (session 3): delta = 0, i.e. a window is anomalous when its largest a_t exceeds tau, and tau
+    from the same tail fit at the point risk whose modelled window false-alarm rate (the count model above,
+    P(count > 0)) is ``far``. Of the (tau, delta) pairs with that false-alarm rate it is the one with the
+    highest tau and no count: SMD anomalies often show as a few extreme points, which a count misses.
 * ``labeled``: maximise window F1 on a labeled calibration slice (the first part of the test half); the
   caller scores on the rest only.
 * ``oracle``: the paper's protocol, maximise window F1 on the very labels that are scored. Comparison only.
@@ -124,14 +128,44 @@ def unsupervised_pot(val_scores: np.ndarray, risk: float = 1e-3, far: float = 0.
     return tau, float(delta), info
 
 
+def risk_for_far(val_scores: np.ndarray, far: float, init_q: float = 0.98, lo: float = 1e-6, hi: float = 0.05) -> float:
+    """The point risk whose modelled window false-alarm rate P(count > 0) (clusters with the run lengths seen
+    over the ``init_q`` quantile on validation, see count_tail) is ``far``; bisection on log(risk)."""
+    v = np.asarray(val_scores, dtype=np.float64)
+    runs = run_lengths(v > np.quantile(v[np.isfinite(v)], init_q))
+    a, b = np.log(lo), np.log(hi)
+    for _ in range(40):
+        mid = 0.5 * (a + b)
+        if count_tail(float(np.exp(mid)), None, v.shape[-1], runs)[0] > far:
+            b = mid
+        else:
+            a = mid
+    return float(np.exp(a))
+
+
+def unsupervised_pot_max(val_scores: np.ndarray, far: float = 0.1, init_q: float = 0.98,
+                         risk: float | None = None) -> tuple[float, float, dict]:
+    """delta = 0 and tau from the tail fit at the point risk whose modelled window false-alarm rate is
+    ``far`` (``risk`` given: that risk instead); info also holds the alarm rate seen on validation windows."""
+    if risk is None:
+        risk = risk_for_far(val_scores, far, init_q)
+    tau, info = pot_threshold(val_scores, risk, init_q)
+    runs = run_lengths(np.asarray(val_scores) > info["t"])
+    info.update(risk=risk, far=far, modelled_window_far=float(count_tail(risk, None, np.shape(val_scores)[-1], runs)[0]),
+                val_window_alarm_rate=float((np.asarray(val_scores) > tau).any(-1).mean()))
+    return tau, 0.0, info
+
+
 def label_free(val_scores: np.ndarray, cfg) -> tuple[float, float, dict]:
-    """(tau, delta, info) by ``cfg.calibration`` ('pot' or 'quantile') with cfg's risk/far/q settings."""
+    """(tau, delta, info) by ``cfg.calibration`` ('pot', 'pot_max' or 'quantile') with cfg's risk/far/q."""
     if cfg.calibration == "pot":
         return unsupervised_pot(val_scores, cfg.risk, cfg.far, cfg.pot_init_q)
+    if cfg.calibration == "pot_max":
+        return unsupervised_pot_max(val_scores, cfg.far, cfg.pot_init_q)
     if cfg.calibration == "quantile":
         tau, delta = unsupervised(val_scores, cfg.q, cfg.far)
         return tau, delta, {"q": cfg.q, "far": cfg.far}
-    raise ValueError(f"unknown calibration {cfg.calibration!r}; use 'pot' or 'quantile'")
+    raise ValueError(f"unknown calibration {cfg.calibration!r}; use 'pot', 'pot_max' or 'quantile'")
 
 
 def search(scores: np.ndarray, wlabels: np.ndarray, n_tau: int = 60, extra_taus=()) -> tuple[float, float, float]:

@@ -40,12 +40,19 @@ class TrainConfig:
     mode: str = "auto"  # 'free' (paper), 'teacher', or 'auto' = the higher validation probe AUC
     cov: str = "shrinkage"
     score_channels: str = "varying"  # 'varying': leave channels flat in training out of a_t; 'all': session 1
-    calibration: str = "pot"  # label-free tau/delta: 'pot' (tail fit + count model) or 'quantile' (session 1)
-    risk: float = 1e-2  # pot: P(a_t > tau) on normal data (the 1% point level of session 1, now tail-fitted)
-    pot_init_q: float = 0.98  # pot: the tail is fitted above this quantile of validation a_t
+    score: str = "channel_z"  # per-point a_t: 'channel_z' (session 3) or 'mahalanobis' (paper, sessions 1-2)
+    input_deviation: bool = True  # channel_z: add the inputs' |robust z| as features (label-free ensemble)
+    level_windows: int = 32  # channel_z: each feature relative to its level over the previous 32 windows
+    top_k_channels: int = 3  # channel_z: a_t = mean of the 3 largest per-channel features
+    score_transform: str = "none"  # channel_z: 'none' or 'log1p'
+    calibration: str = "pot_max"  # label-free tau/delta: 'pot_max' (tail fit, delta 0), 'pot' (tail fit +
+    # count model, session 2) or 'quantile' (session 1)
+    risk: float = 1e-2  # pot: P(a_t > tau) on normal validation data, extrapolated by the tail fit
+    pot_init_q: float = 0.98  # pot/pot_max: the tail is fitted above this quantile of validation a_t
     q: float = 0.99  # quantile: tau = this quantile of validation a_t
-    far: float = 0.01  # delta: window false-alarm rate (modelled for pot, empirical on validation for quantile)
-    adapt_windows: int = 32  # scores relative to the previous 32 windows (about two days at step 90)
+    far: float = 0.1  # window false-alarm rate on normal data (modelled for pot/pot_max, empirical for quantile;
+    # pot_max: 10% of normal windows, session 2's pot: 1%)
+    adapt_windows: int = 0  # a_t relative to the previous k windows' level (session 2: 32 with mahalanobis)
     adapt_guard: float = 0.5  # relative to unflagged windows unless over half were flagged (0: all windows)
     clip: float = 5.0
     threads: int | None = None
@@ -123,6 +130,11 @@ def build_detector(model, scaler: scoring.RobustScaler, train: np.ndarray, cfg: 
     mode = max(per_mode, key=lambda m: (round(per_mode[m]["probe_auc"], 4), -per_mode[m]["val_mse"]))
     chosen = per_mode[mode]
     val_scores = chosen["val_scores"]
+    chz = {}
+    if cfg.score == "channel_z":
+        val_scores, chz = channel_z_fit(chosen["err"], scaler, train[cut:], cfg)
+    elif cfg.score != "mahalanobis":
+        raise ValueError(f"unknown score {cfg.score!r}; use 'channel_z' or 'mahalanobis'")
     ref = float(np.median(np.median(val_scores, axis=1)))
     if cfg.adapt_windows > 0:  # validation windows are denser than scoring windows: same time span
         val_scores, _ = scoring.adapt_recent(val_scores, ref, None,
@@ -147,7 +159,8 @@ def build_detector(model, scaler: scoring.RobustScaler, train: np.ndarray, cfg: 
         mu=chosen["mu"], precision=chosen["prec"], error_sd=np.maximum(sd, 1e-9), tau=tau, delta=delta,
         length=cfg.length, step=cfg.step, mode=mode,
         channel_names=list(channel_names or [f"c{i}" for i in range(train.shape[1])]),
-        adapt_windows=cfg.adapt_windows, adapt_ref=ref, adapt_guard=cfg.adapt_guard, calibration={"mode": "unsupervised", **calibration},
+        adapt_windows=cfg.adapt_windows, adapt_ref=ref, adapt_guard=cfg.adapt_guard,
+        calibration={"mode": "unsupervised", "score": cfg.score, **calibration}, score=cfg.score, **chz,
     )
     det._model = model
     info = {
@@ -156,8 +169,31 @@ def build_detector(model, scaler: scoring.RobustScaler, train: np.ndarray, cfg: 
                      for m, v in per_mode.items()},
         "val_probe_auc": chosen["probe_auc"], "val_mse": chosen["val_mse"],
         "val_window_alarm_rate": float((((val_scores > tau).sum(1) > delta)).mean()),
+        "val_scores": val_scores,  # validation a_t as calibrated (re-calibration in the benches)
     }
     return det, info
+
+
+def channel_z_fit(val_err: np.ndarray, scaler: scoring.RobustScaler, val_rows: np.ndarray, cfg: TrainConfig):
+    """channel_z parameters from validation: per-channel error scale, the warm-start levels, and the
+    validation a_t (dense windows at ``train_step``, levels over the same time span as ``level_windows``
+    scoring windows). Returns (val a_t (N, L), detector fields)."""
+    center, scale = scoring.robust_error_scale(val_err)
+    inputs = None
+    if cfg.input_deviation:
+        inputs = sliding_windows((np.asarray(val_rows, np.float64) - scaler.center) / scaler.scale, cfg.length,
+                                 cfg.train_step)[: len(val_err)]
+    feats = scoring.channel_features(val_err, center, scale, inputs)
+    ratio = max(1, cfg.step // cfg.train_step)
+    init = []
+    if cfg.level_windows > 0:
+        init = scoring.window_levels(feats[::ratio][-cfg.level_windows:]).tolist()
+        feats, _ = scoring.remove_levels(feats, None, cfg.level_windows * ratio)
+    val_scores = scoring.top_k_mean(feats, cfg.top_k_channels, cfg.score_transform)
+    fields = {"err_center": center, "err_scale": scale, "input_deviation": cfg.input_deviation,
+              "level_windows": cfg.level_windows, "level_init": init, "top_k_channels": cfg.top_k_channels,
+              "score_transform": cfg.score_transform}
+    return val_scores, fields
 
 
 def config_with(cfg: TrainConfig | None, **overrides) -> TrainConfig:
