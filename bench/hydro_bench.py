@@ -142,7 +142,7 @@ def main(argv=None):
                     help="points per data set timed in incremental mode (cheap; more points, steadier p99)")
     ap.add_argument("--nab-max-points", type=int, default=8000, help="cut each NAB series to this many points")
     ap.add_argument("--only", nargs="*", help="substrings of data set names to run")
-    ap.add_argument("--calibration-seeds", type=int, nargs="+", default=[2, 3, 4, 5],
+    ap.add_argument("--calibration-seeds", type=int, nargs="+", default=[2, 3, 4, 5, 6, 7, 8, 9],
                     help="synthetic seeds (disjoint from --seed) on which the full detector's config is chosen")
     args = ap.parse_args(argv)
     load_start = os.getloadavg()
@@ -178,6 +178,8 @@ def main(argv=None):
         n_agree = sum(p["agreement"]["points"] for p in parts)
         results[name] = {
             "metrics": metrics, "latency_ms": lat,
+            # per series (one per calibration seed): the selection's worst-seed specificity rule reads these
+            "series_specificity": {v: [p["metrics"][v]["specificity"] for p in parts] for v in variants},
             "agreement_verdicts": sum(p["agreement"]["verdicts"] * p["agreement"]["points"] for p in parts) / n_agree,
             "agreement_candidates": sum(p["agreement"]["candidates"] * p["agreement"]["points"] for p in parts)
             / n_agree,
@@ -210,16 +212,19 @@ def main(argv=None):
 
 def select_configs(results: dict) -> dict:
     """Which config of the full detector each data set reports, chosen without its own labels:
-    - synthetic and NAB: on the synthetic calibration seeds, the highest point F1 among the configs whose
-      specificity there is at least 99.5 % (the issue's bar), else the highest specificity;
+    - synthetic and NAB: on the synthetic calibration seeds, the highest pooled point F1 among the configs
+      whose specificity is at least 99.5 % (the issue's bar) on *every* calibration seed, else the highest
+      worst-seed specificity. The bar holds per data set, so a config must meet it on each seed, not only
+      pooled (a pooled 99.6 % hid seeds at 99.2 %; such a config missed the bar on the test seed);
     - each Logan River file: the highest mean event F1 (then point F1) on the *other* Logan River files
       (leave one site out)."""
     out = {}
     cal = results.get(CALIBRATION)
     if cal:
         m = {c: cal["metrics"][f"full:{c}"] for c in CONFIGS}
-        ok = [c for c in CONFIGS if m[c]["specificity"] >= 0.995]
-        best = max(ok, key=lambda c: m[c]["f1"]) if ok else max(CONFIGS, key=lambda c: m[c]["specificity"])
+        worst = {c: min(cal["series_specificity"][f"full:{c}"]) for c in CONFIGS}
+        ok = [c for c in CONFIGS if worst[c] >= 0.995]
+        best = max(ok, key=lambda c: m[c]["f1"]) if ok else max(CONFIGS, key=lambda c: worst[c])
         for name in results:
             if name == CALIBRATION or "stage" not in name:
                 out[name] = {"config": best, "by": "synthetic calibration seeds"}
@@ -275,12 +280,13 @@ def render(results: dict, calibration: dict | None = None, load_start=(), load_e
               "| data set | chosen by | " + " | ".join(cfgs) + " |", "|---|---|" + "---|" * len(cfgs)]
     rows = dict(results)
     if calibration:
-        rows = {CALIBRATION + " (pooled; spec % / F1)": calibration, **rows}
+        rows = {CALIBRATION + " (spec % pooled / worst seed / pooled F1)": calibration, **rows}
     for name, r in rows.items():
         cells = []
         for c in cfgs:
             m = r["metrics"][f"full:{c}"]
-            cell = (f"{_f(m['specificity'], 1)} / {_f(m['f1'])}" if r is calibration
+            worst = min(r["series_specificity"][f"full:{c}"]) if r is calibration else None
+            cell = (f"{_f(m['specificity'], 1)} / {_f(worst, 1)} / {_f(m['f1'])}" if r is calibration
                     else f"{_f(m['f1'])} / {_f(m['event_f1'])}")
             cells.append(f"**{cell}**" if r.get("selected_config") == c else cell)
         lines.append(f"| {name} | {r.get('selected_by', '–')} | " + " | ".join(cells) + " |")

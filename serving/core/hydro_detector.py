@@ -86,6 +86,9 @@ class HydroDetector:
     max_excursion: int = 96
     local_sigma_points: int = 0  # residuals of the last unflagged points that can widen the interval (0: off)
     max_gap_ms: int | None = None
+    step_ms: int | None = None  # median sampling step of the history (set by fit_detector when ts is given)
+    recurrence_days: int = 2  # a jump like one 1..n days earlier at the same time of day is not verified (0: off)
+    return_anchor: bool = True  # a jump back to the older baseline level, from away from it, is not verified
     use_markov: bool = True
     use_rules: bool = True
     meta: dict = field(default_factory=dict)
@@ -152,6 +155,7 @@ class HydroDetector:
             "res": (),
             "res_sorted": (),
             "last_env": -1,
+            "jumps": (),
         }
 
     def _forecast(self, state) -> tuple[float, float, float]:
@@ -232,6 +236,12 @@ class HydroDetector:
                 # back inside the envelope from outside it (or after flagged points): the jump that ends an
                 # anomaly (also one that went unflagged, e.g. a slow drift) is not a new one
                 verified = False
+            if verified and self.return_anchor and self._returns_to_anchor(s, value):
+                verified = False
+            jumps = s.get("jumps", ())
+            if self.recurrence_days and self.step_ms:
+                jumps, recurrent = self._recurrence(jumps, ts_ms, value - s["last_raw"])
+                verified = verified and not recurrent
             if self.excursion_onset and s["exc_len"] == 0:
                 # leaving the envelope smoothly (a flood's rising limb) is not an anomaly by itself
                 excursion = excursion and bool(verified or in_block or stuck)
@@ -248,7 +258,8 @@ class HydroDetector:
                 if self.block_rule == "rough" and spread is not None:
                     rbase, rbase_sorted = slide(rbase, rbase_sorted, spread, self.baseline_points)
             s.update(cand_bits=bits, in_block=in_block, flat_run=flat, exc_len=exc_len, recent=recent, base=base,
-                     base_sorted=base_sorted, dx=dxs, rbase=rbase, rbase_sorted=rbase_sorted, last_env=env)
+                     base_sorted=base_sorted, dx=dxs, rbase=rbase, rbase_sorted=rbase_sorted, last_env=env,
+                     jumps=jumps)
         s["last_raw"] = value
         if self.local_sigma_points:
             # every point counts (the median tolerates spikes); keeping only unflagged ones would freeze the
@@ -278,6 +289,33 @@ class HydroDetector:
             return 0
         mad = median_mad(ordered)[1] * 1.4826
         return int(dev > self.excursion_sigmas * mad)
+
+    def _returns_to_anchor(self, s: dict, value: float) -> bool:
+        """True when ``value`` lands within ``change_threshold`` of the *older* half of the baseline's median
+        while the value before it was further away: the snap-back that ends a slow drift or a shift that went
+        unflagged (the recent half of the baseline already holds the drifted values, so the envelope test
+        cannot see it as a return)."""
+        base = s["base"]
+        if len(base) < max(16, self.baseline_points // 2):
+            return False
+        older = sorted(base[: len(base) // 2])
+        anchor = older[len(older) // 2]
+        return abs(value - anchor) <= self.change_threshold < abs(s["last_raw"] - anchor)
+
+    def _recurrence(self, jumps: tuple, ts_ms: int, dx: float) -> tuple[tuple, bool]:
+        """Keep the jumps (|increment| >= ``change_threshold`` / 2) of the last ``recurrence_days`` days as
+        (ts, increment) pairs; a jump is *recurrent* when one of the same sign and at least half its size
+        happened 1..``recurrence_days`` days earlier within two sampling steps of the same time of day
+        (daily snowmelt pulses, diversions or pumps: FranklinBasin stage jumps 2-3 cm every afternoon)."""
+        day, tol = 86_400_000, 2 * self.step_ms
+        keep = tuple(j for j in jumps if ts_ms - j[0] <= self.recurrence_days * day + tol)
+        if abs(dx) < self.change_threshold / 2:
+            return keep, False
+        recurrent = any(
+            jd * dx > 0 and abs(jd) >= abs(dx) / 2 and abs((ts_ms - jt) - day * round((ts_ms - jt) / day)) <= tol
+            and 1 <= round((ts_ms - jt) / day) <= self.recurrence_days
+            for jt, jd in keep)
+        return keep + ((ts_ms, dx),), recurrent
 
     def _restart(self, s: dict, value: float) -> dict:
         need = self._inc.n_levels + 1
@@ -431,9 +469,13 @@ def fit_detector(
     x = np.asarray(values, dtype=float)
     if np.isfinite(x).sum() < 50:
         raise ValueError(f"history has {np.isfinite(x).sum()} finite values; need at least 50")
+    if arima_params is None and order:
+        try:
+            arima_params = ar.fit_arima(x[-max_order_points:], order)
+        except (ValueError, np.linalg.LinAlgError):
+            arima_params = None  # the kept order no longer fits this history (MLE failed): select afresh
     if arima_params is None:
-        arima_params = (ar.fit_arima(x[-max_order_points:], order) if order
-                        else ar.select_order(x, max_points=max_order_points))
+        arima_params = ar.select_order(x, max_points=max_order_points)
     # past anomalies in the history (dropouts, spikes) inflate the MLE innovation variance: the interval uses
     # the robust (MAD) spread of the in-sample residuals instead
     arima_params = replace(arima_params, use_robust=bool(robust_sigma and arima_params.robust_sigma))
@@ -444,10 +486,11 @@ def fit_detector(
     else:
         seq = mk.assign(states.centroids, x)
     counts = mk.transition_counts(seq, states.k)
-    max_gap = None
+    max_gap = step_ms = None
     if ts is not None and len(ts) > 2:
         step = float(np.median(np.diff(np.asarray(ts, dtype=np.int64))))
         max_gap = int(6 * step) if step > 0 else None
+        step_ms = int(step) if step > 0 else None
     finite = x[np.isfinite(x)]
     det = HydroDetector(
         arima=arima_params,
@@ -460,6 +503,7 @@ def fit_detector(
         stuck_run=stuck_run_length(x),
         rough_scale=rough_scale_of(x, settings.get("rough_window", 24), settings.get("rough_order", 2)),
         max_gap_ms=max_gap,
+        step_ms=step_ms,
         meta={"inertia": states.inertia, "silhouette": states.silhouette, "k_scores": states.k_scores,
               "n_history": int(len(finite))},
         **settings,
