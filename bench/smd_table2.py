@@ -152,7 +152,11 @@ def render(results: dict, settings: dict) -> str:
                   f"hidden {ts.get('hidden')}, <= {ts.get('max_epochs')} epochs, patience {ts.get('patience')}, "
                   f"training windows stride {ts.get('train_step')}; batch size used per machine "
                   f"{json.dumps(tr['batch_sizes_chosen'])}; epochs run {json.dumps(epochs)}. "
-                  "Calibration and scoring ran on this machine's CPU from the cached weights and errors.", ""]
+                  "Calibration and scoring ran on this machine's CPU from the cached weights and errors; the "
+                  f"LSTMs were not trained again: training took {sum(r['lstm_ed']['train_seconds'] for r in results.values()):.0f} s "
+                  "summed over machines (column `LSTM train s`)"
+                  + (f", {settings['train_wall_seconds'] / 60:.0f} min wall clock" if settings.get("train_wall_seconds") else "")
+                  + ".", ""]
     lines += [
              "Window F1 (window positive when any point is labeled). `unsupervised`: no labels; "
              "`labeled`: tuned on the first 30% of the test half, scored on the remaining 70%; "
@@ -181,7 +185,37 @@ def render(results: dict, settings: dict) -> str:
         for i, mode in enumerate(MODES):
             n = sum(v[1][i] > v[0][2] for v in rows.values())
             lines.append(f"- {mode}: {n} of {len(rows)}")
+    lines += _side_results(list(rows))
     return "\n".join(lines) + "\n"
+
+
+def _side_results(machines: list[str]) -> list[str]:
+    """Leave-one-machine-out figures (bench/smd_score_designs.py) and the training comparison
+    (bench/smd_gpu_train.py), from their JSON when present."""
+    out = []
+    designs = RESULTS / "smd_score_designs.json"
+    if designs.exists():
+        d = json.loads(designs.read_text())
+        out += ["", "## Leave-one-machine-out (the honest figure for a design chosen on these labels)", "",
+                "The score design and calibration above were chosen by comparing test F1 over these machines "
+                "(bench/smd_score_designs.py). LOMO: each machine scored with the (design, calibration) that is "
+                "best on the other machines' labels, per mode:", "",
+                "| mode | LOMO mean F1 | " + " | ".join(m.replace("machine-", "") for m in d["machines"]) + " |",
+                "|---|---|" + "---|" * len(d["machines"])]
+        for mode, v in d["lomo"].items():
+            out.append(f"| {mode} | **{v['lomo_mean']:.3f}** | "
+                       + " | ".join(f"{v['lomo_per_machine'][m]:.3f}" for m in d["machines"]) + " |")
+        lab = d["lomo"].get("labeled")
+        if lab:
+            beat = sum(lab["lomo_per_machine"][m] > PAPER[m.replace("machine-", "")][2] for m in d["machines"])
+            out += ["", f"LOMO labeled F1 above the paper's row on {beat} of {len(d['machines'])} machines."]
+    gpu = RESULTS / "smd_gpu_train.json"
+    if gpu.exists():
+        g = json.loads(gpu.read_text())
+        out += ["", "Training is not the limit: best validation loss of H200 runs relative to the cached CPU run "
+                "(median over machines): " + ", ".join(f"{k} {v:.3f}" for k, v in g["median_ratio"].items())
+                + " (bench/results/smd_gpu_train.md)."]
+    return out
 
 
 def _rel(path) -> str:
@@ -218,7 +252,7 @@ def main(argv=None) -> None:
     p.add_argument("--no-input-deviation", action="store_true", help="channel_z: reconstruction errors only")
     p.add_argument("--level-windows", type=int, default=32, help="channel_z: per-feature level removal (0: off)")
     p.add_argument("--top-k", type=int, default=3, help="channel_z: a_t = mean of the k largest features")
-    p.add_argument("--transform", default="none", choices=["none", "log1p"], help="channel_z: feature transform")
+    p.add_argument("--transform", default="log1p", choices=["none", "log1p"], help="channel_z: feature transform")
     p.add_argument("--adapt-windows", type=int, default=0,
                    help="global recent-behaviour normalisation of a_t (0: off; session 2: 32 with mahalanobis)")
     p.add_argument("--adapt-guard", type=float, default=0.5,
@@ -235,6 +269,8 @@ def main(argv=None) -> None:
                    help="target window false-alarm rate (pot: of delta; pot_max: of tau with delta 0)")
     p.add_argument("--q", type=float, default=0.99, help="quantile calibration: tau quantile")
     p.add_argument("--cov", default="shrinkage", choices=["shrinkage", "pinv"], help="covariance of errors")
+    p.add_argument("--train-wall-s", type=float, default=None,
+                   help="with --cache-dir: wall-clock seconds the cached training took (from its log), for the record")
     p.add_argument("--out", default=str(RESULTS / "smd_table2"), help="output path without extension")
     a = p.parse_args(argv)
     s = get_settings()
@@ -249,7 +285,7 @@ def main(argv=None) -> None:
                       score_transform=a.transform)
     cache = Path(a.cache_dir) if a.cache_dir else None
     settings = {**cfg.to_params(), "data": _rel(folder), "cache_dir": _rel(cache) if cache else None,
-                "cpu_count": os.cpu_count(), "loadavg_start": os.getloadavg()}
+                "cpu_count": os.cpu_count(), "loadavg_start": os.getloadavg(), "train_wall_seconds": a.train_wall_s}
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     results, t0 = {}, time.perf_counter()

@@ -44,7 +44,7 @@ class TrainConfig:
     input_deviation: bool = True  # channel_z: add the inputs' |robust z| as features (label-free ensemble)
     level_windows: int = 32  # channel_z: each feature relative to its level over the previous 32 windows
     top_k_channels: int = 3  # channel_z: a_t = mean of the 3 largest per-channel features
-    score_transform: str = "none"  # channel_z: 'none' or 'log1p'
+    score_transform: str = "log1p"  # channel_z: log1p (compresses single huge deviations) or none
     calibration: str = "pot_max"  # label-free tau/delta: 'pot_max' (tail fit, delta 0), 'pot' (tail fit +
     # count model, session 2) or 'quantile' (session 1)
     risk: float = 1e-2  # pot: P(a_t > tau) on normal validation data, extrapolated by the tail fit
