@@ -58,7 +58,8 @@ def _model(args, names):
 
 
 def ceiling(det, seconds: float = 3.0) -> dict:
-    """Windows per wall second (torch's default threads) and per CPU second (one thread) of the core alone."""
+    """Windows per wall second (the better of torch's default threads and one thread: on a shared machine
+    spinning OpenMP threads can collapse) and per CPU second (one thread) of the core alone."""
     import numpy as np
     import torch
 
@@ -68,11 +69,15 @@ def ceiling(det, seconds: float = 3.0) -> dict:
     for batch in (1, 64):
         w = rng.random((batch, det.length, det.n_channels), dtype=np.float32)
         det.score_windows(w)
-        n, t0 = 0, time.perf_counter()
-        while time.perf_counter() - t0 < seconds:
-            det.score_windows(w)
-            n += batch
-        out[batch] = n / (time.perf_counter() - t0)
+        rates = []
+        for n_threads in sorted({threads, 1}):
+            torch.set_num_threads(n_threads)
+            n, t0 = 0, time.perf_counter()
+            while time.perf_counter() - t0 < seconds / 2:
+                det.score_windows(w)
+                n += batch
+            rates.append(n / (time.perf_counter() - t0))
+        out[batch] = max(rates)
         torch.set_num_threads(1)
         n, c0 = 0, time.process_time()
         while time.process_time() - c0 < seconds / 2:
@@ -189,8 +194,11 @@ def rest_server(name: str):
                              f"models:/lstm_ed-{name}@production", "-p", str(port), "-h", "127.0.0.1",
                              "--env-manager", "local", "-w", "1"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            # mlflow starts `uvicorn` by name: the venv's bin must be on PATH
-                            env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"})
+                            # mlflow starts `uvicorn` by name: the venv's bin must be on PATH; one torch
+                            # thread, as each scoring operator of the job has (on a shared machine several
+                            # spinning OpenMP threads collapse: 0.4 round trips/s were measured that way)
+                            env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+                                 "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and proc.poll() is None:
@@ -221,8 +229,8 @@ def rest_alone(url: str, det, seconds: float = 5.0) -> float:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.stream_bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--machine", default="machine-1-2", help="SMD machine whose train/test rows are used")
-    p.add_argument("--machines", type=int, default=4, help="series streamed at once (same model, own names)")
-    p.add_argument("--rows", type=int, default=9000, help="test rows per series for the throughput runs")
+    p.add_argument("--machines", type=int, default=8, help="series streamed at once (same model, own names)")
+    p.add_argument("--rows", type=int, default=20000, help="test rows per series for the throughput runs")
     p.add_argument("--rest-rows", type=int, default=2000, help="rows per series for the REST job")
     p.add_argument("--hidden", type=int, default=200, help="LSTM hidden units (paper: 200)")
     p.add_argument("--batches", default="1,16,64", help="job batch sizes (windows per model call) for (b)")
@@ -289,6 +297,7 @@ def main(argv=None) -> int:
                      "channels": det.n_channels, "cpu_count": cores, "flink_parallelism": os.environ.get(
                          "SG_FLINK_PARALLELISM", "2"), "seconds": round(time.time() - t_start, 1),
                      "loadavg_start": list(load_start), "loadavg_end": list(os.getloadavg()),
+                     "nice": os.nice(0),
                      "python_bundle": {"size": cfg0.bundle_size, "time_ms": cfg0.bundle_time_ms}},
         "a_ceiling_windows_per_s": {"batch_1": max(ceil[1], ceil_after[1]), "batch_64": a64,
                                     "before_b": ceil, "after_b": ceil_after},
@@ -356,7 +365,9 @@ def table(r: dict) -> str:
     out.append(f"Model: LSTM-ED hidden {s['model_hidden']}, windows {s['window'][0]}/{s['window'][1]}, "
                f"{s['channels']} channels; {s['machines']} series x {s['rows']} rows; Flink parallelism "
                f"{s['flink_parallelism']}; machine: {s['cpu_count']} CPU cores, shared: load average "
-               f"{s['loadavg_start'][0]:.1f} at start, {s['loadavg_end'][0]:.1f} at end; Python bundles "
+               f"{s['loadavg_start'][0]:.1f} at start, {s['loadavg_end'][0]:.1f} at end"
+               + (f" (the bench ran at nice {s['nice']}, other work at 0)" if s.get("nice") else "")
+               + "; Python bundles "
                f"{s['python_bundle']['size']} elements / {s['python_bundle']['time_ms']} ms; "
                f"bench took {s['seconds']} s. CPU-s: user+system seconds of the bench's process tree (Flink "
                "JVM, Python workers, REST server) between the first and the last scored window; (a) per CPU-s "
