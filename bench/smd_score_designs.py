@@ -25,17 +25,20 @@ import numpy as np
 RESULTS = Path(__file__).resolve().parent / "results"
 MODES = ("unsupervised", "labeled", "oracle")
 LEGACY = dict(score="mahalanobis", adapt_windows=32, adapt_guard=0.5)
-DESIGNS = {  # name -> TrainConfig overrides
+CHZ = dict(score="channel_z", adapt_windows=0)
+DESIGNS = {  # name -> TrainConfig overrides (every setting explicit: the defaults move between sessions)
     "mahalanobis+guarded (session 2)": LEGACY,
-    "chz err, level32": dict(score="channel_z", input_deviation=False, level_windows=32),
-    "chz err, level32, log1p": dict(score="channel_z", input_deviation=False, level_windows=32,
-                                    score_transform="log1p"),
-    "chz err+input, level32": dict(score="channel_z", input_deviation=True, level_windows=32),
-    "chz err+input, level32, log1p": dict(score="channel_z", input_deviation=True, level_windows=32,
-                                          score_transform="log1p"),
-    "chz err+input, no level": dict(score="channel_z", input_deviation=True, level_windows=0),
+    "chz err, level32": CHZ | dict(input_deviation=False, level_windows=32, score_transform="none"),
+    "chz err, level32, log1p": CHZ | dict(input_deviation=False, level_windows=32, score_transform="log1p"),
+    "chz err+input, level32": CHZ | dict(input_deviation=True, level_windows=32, score_transform="none"),
+    "chz err+input, level32, log1p": CHZ | dict(input_deviation=True, level_windows=32, score_transform="log1p"),
+    "chz err+input, no level": CHZ | dict(input_deviation=True, level_windows=0, score_transform="none"),
 }
-ABLATION = {"input_only (no LSTM error), level32": dict(score="channel_z", input_deviation=True, level_windows=32)}
+ABLATION = {  # reconstruction errors switched off: what the input deviation alone does
+    "input_only (no LSTM error), level32": CHZ | dict(input_deviation=True, level_windows=32, score_transform="none"),
+    "input_only (no LSTM error), level32, log1p": CHZ | dict(input_deviation=True, level_windows=32,
+                                                           score_transform="log1p"),
+}
 CALIBRATIONS = {  # name -> TrainConfig overrides
     "pot risk1% far1%": dict(calibration="pot", risk=1e-2, far=1e-2),
     "pot risk1% far5%": dict(calibration="pot", risk=1e-2, far=5e-2),
