@@ -80,3 +80,27 @@ def test_detector_serialization_and_streaming_match_batch(machine, fitted):
     assert batch["top_channels"][0] and all(len(t) <= 3 for t in batch["top_channels"])
     with pytest.raises(ValueError):
         det.score_windows(w[:, :, :5])
+
+
+def test_channel_z_default_and_session2_mahalanobis_score_paths(machine, fitted):
+    from dataclasses import replace
+
+    from serving.core import scoring
+    from serving.core.windows import sliding_windows
+    from training.lstm_ed.pipeline import build_detector
+
+    det, _ = fitted
+    assert det.score == "channel_z" and det.delta == 0.0 and 0 < len(det.level_init) <= det.level_windows
+    w = sliding_windows(machine.test, det.length, det.step)
+    err = det.errors(w)
+    # a_t by hand: error z and input |z|, minus the warm-started levels, log1p, top-3 mean
+    feats = scoring.channel_features(err, det.err_center, det.err_scale, (w - det.center) / det.scale)
+    feats, _ = scoring.remove_levels(feats, det.level_init, det.level_windows)
+    np.testing.assert_allclose(det.score_windows(w)["scores"], scoring.top_k_mean(feats, 3, "log1p"))
+    with pytest.raises(ValueError):
+        det.score_errors(err)  # input deviation needs the inputs
+    legacy, _ = build_detector(det.model(), det.scaler(), machine.train,
+                               replace(TINY, score="mahalanobis", calibration="pot", far=0.01, adapt_windows=0))
+    out = legacy.score_windows(w)
+    np.testing.assert_allclose(out["scores"], scoring.mahalanobis(err, legacy.mu, legacy.precision))
+    assert legacy.delta >= 1 and out["history"] is None

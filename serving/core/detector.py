@@ -125,6 +125,7 @@ class LSTMEDDetector:
         channel_z = getattr(self, "score", "mahalanobis") == "channel_z"
         levels = None
         if channel_z:
+            history = history if isinstance(history, dict) else None  # e.g. a session-2 list: start afresh
             feats, levels = self.features(err, inputs, None if history is None else history.get("levels"))
             a = scoring.top_k_mean(feats, self.top_k_channels, self.score_transform)
             history = None if history is None else history.get("adapt")
