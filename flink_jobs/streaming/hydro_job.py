@@ -27,7 +27,7 @@ from flink_jobs.streaming.sinks import FileSinks
 from flink_jobs.streaming.sources import source_from_config
 from flink_jobs.streaming.windowing import (
     END_OF_INPUT,
-    admit,
+    admit_lines,
     arm_end_of_input,
     model_cache,
     new_state,
@@ -60,23 +60,15 @@ class OrderAndScore(KeyedProcessFunction):
     def process_element(self, block, ctx):
         """A block of one sensor's lines (``blocks.py``): state is read and written once per block."""
         key = ctx.get_current_key()
-        st = None
-        for line in lines_of(block):
-            row = self.parser(line)
-            if isinstance(row, str):  # dead letter JSON
-                yield DEAD, row
-                continue
-            if st is None:
-                arm_end_of_input(self._armed, ctx)
-                st = self.state.value() or {"order": new_state(), "version": None, "detector_state": None}
-            released, late = admit(st["order"], row, self.cfg.out_of_orderness_ms, self.counters)
-            if released is None:  # duplicate or late
-                if late:
-                    yield DEAD, late
-                continue
-            yield from self._score(key, st, released)
+        st, released = yield from admit_lines(lines_of(block), self.parser, lambda: self._state(ctx),
+                                              self.cfg.out_of_orderness_ms, self.counters)
         if st is not None:
+            yield from self._score(key, st, released)
             self.state.update(st)
+
+    def _state(self, ctx) -> dict:
+        arm_end_of_input(self._armed, ctx)
+        return self.state.value() or {"order": new_state(), "version": None, "detector_state": None}
 
     def on_timer(self, timestamp, ctx):
         st = self.state.value()

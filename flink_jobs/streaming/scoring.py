@@ -26,7 +26,7 @@ from flink_jobs.streaming.config import StreamConfig
 from flink_jobs.streaming.records import DeadLetter, LineParser, alert_json, dead_letter_json
 from flink_jobs.streaming.windowing import (
     END_OF_INPUT,
-    admit,
+    admit_lines,
     arm_end_of_input,
     cut,
     model_cache,
@@ -80,20 +80,8 @@ class OrderWindowScore(KeyedProcessFunction):
         ``batch_size``; what is left is scored at the end of the block, or (``max_wait_ms`` > 0) when
         ``batch_size`` are queued or the wait is over."""
         key = ctx.get_current_key()
-        st, released = None, []
-        for line in lines_of(block):
-            row = self.parser(line)
-            if isinstance(row, str):  # dead letter JSON
-                yield DEAD, row
-                continue
-            if st is None:
-                arm_end_of_input(self._armed, ctx)
-                st = self.state.value() or {"order": new_state(), "version": None, "history": None, "queue": []}
-            rows, late = admit(st["order"], row, self.cfg.out_of_orderness_ms, self.counters)
-            if rows:
-                released += rows
-            elif late:
-                yield DEAD, late
+        st, released = yield from admit_lines(lines_of(block), self.parser, lambda: self._state(ctx),
+                                              self.cfg.out_of_orderness_ms, self.counters)
         if st is None:
             return
         yield from self._windows(key, st, released)
@@ -110,6 +98,10 @@ class OrderWindowScore(KeyedProcessFunction):
                     self._wait_until[key] = now + self.cfg.max_wait_ms
                     ctx.timer_service().register_processing_time_timer(now + self.cfg.max_wait_ms)
         self.state.update(st)
+
+    def _state(self, ctx) -> dict:
+        arm_end_of_input(self._armed, ctx)
+        return self.state.value() or {"order": new_state(), "version": None, "history": None, "queue": []}
 
     def on_timer(self, timestamp, ctx):
         st = self.state.value()

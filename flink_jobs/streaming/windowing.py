@@ -68,6 +68,28 @@ def admit(state: dict, row: Row, bound_ms: int, counters: Counters) -> tuple[lis
     return released, None
 
 
+def admit_lines(lines, parser, get_state, bound_ms: int, counters: Counters):
+    """Parse, order and de-dup one block of a series' lines (the keyed operators of both jobs).
+
+    Yields ``(DEAD, json)`` dead letters; returns ``(state, released rows in time order)``, the state
+    from ``get_state()`` (called at the first valid row, so a block of bad lines creates none) or None.
+    """
+    st, released = None, []
+    for line in lines:
+        row = parser(line)
+        if isinstance(row, str):  # dead letter JSON
+            yield DEAD, row
+            continue
+        if st is None:
+            st = get_state()
+        rows, late = admit(st["order"], row, bound_ms, counters)
+        if rows:
+            released += rows
+        elif late:
+            yield DEAD, late
+    return st, released
+
+
 def release(state: dict, upto: int) -> list[Row]:
     """Release pending rows with ts <= upto, oldest first."""
     pending = state["pending"]
