@@ -90,6 +90,8 @@ def main(argv=None) -> None:
         others = np.delete(f1, i, axis=0).mean(axis=0)
         loco.append(float(f1[i, int(np.argmax(others))]))
     lines = ["# Label-free calibration: sensitivity to (risk, far), leave-one-machine-out", "",
+             "Session 2's score (Mahalanobis, guarded adaptation) and count-model calibration; the session-3 "
+             "default (channel_z, pot_max) is compared in smd_score_designs.md.", "",
              f"Cache `{a.cache_dir}`, {len(machines)} machines, adapt_windows={a.adapt_windows}, "
              f"adapt_guard={a.adapt_guard}, "
              f"{time.perf_counter() - t0:.0f} s, loadavg {load0[0]:.1f} -> {os.getloadavg()[0]:.1f}.", "",
@@ -101,7 +103,7 @@ def main(argv=None) -> None:
     default = grid.index((cfg.risk, cfg.far)) if (cfg.risk, cfg.far) in grid else None
     lines += ["", f"Leave-one-machine-out (settings picked on the other machines' labels): mean F1 "
               f"{np.mean(loco):.3f}; best grid point in hindsight {mean.max():.3f} at {grid[int(np.argmax(mean))]}"
-              + (f"; the default (risk={cfg.risk:g}, far={cfg.far:g}): {mean[default]:.3f}" if default is not None
+              + (f"; session 2's setting (risk={cfg.risk:g}, far={cfg.far:g}): {mean[default]:.3f}" if default is not None
                  else "")]
     md = "\n".join(lines) + "\n"
     Path(a.out).with_suffix(".md").write_text(md)
