@@ -176,7 +176,7 @@ def test_local_spread_widens_interval_and_gates_jumps_in_noisy_periods():
 
 
 def test_daily_recurrent_jump_is_verified_once_then_not():
-    det, rng = _flat_detector(hold=1, max_excursion=4)
+    det, rng = _flat_detector(hold=1, max_excursion=4, recurrence_days=2)
     n = 96 * 4  # four days of 15-minute points; a 3 cm step up every afternoon (back down two hours later)
     x = 10 + rng.normal(0, 0.1, n)
     for d in range(4):

@@ -87,7 +87,7 @@ class HydroDetector:
     local_sigma_points: int = 0  # residuals of the last unflagged points that can widen the interval (0: off)
     max_gap_ms: int | None = None
     step_ms: int | None = None  # median sampling step of the history (set by fit_detector when ts is given)
-    recurrence_days: int = 2  # a jump like one 1..n days earlier at the same time of day is not verified (0: off)
+    recurrence_days: int = 0  # n > 0: a jump like one 1..n days earlier at the same time of day is not verified
     return_anchor: bool = True  # a jump back to the older baseline level, from away from it, is not verified
     use_markov: bool = True
     use_rules: bool = True
