@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import socket
 import subprocess
@@ -163,10 +164,11 @@ def latency_run(args, names, root: Path, rows_per_s: float, batch_size: int = 1)
         while len(read_records(cfg.scores_dir)) < len(names) and time.monotonic() < deadline:
             time.sleep(0.5)
         n_rows = int(rows_per_s * args.latency_seconds / len(names))
-        lines = replay.merge([iter([x for n, x in _lines(args, [nm], warm, n_rows)]) for nm in names])
         per_file = max(1, int(rows_per_s * args.file_ms / 1000))
-        rep = replay.write_landing(lines, cfg.landing_dir, rate=rows_per_s, rows_per_file=per_file,
-                                   min_gap_ms=args.file_ms, prefix="live", total=n_rows * len(names))
+        # the writer runs in its own process: in the mini-cluster PyFlink runs the job's Python operators
+        # in this process ("loopback"), and a writer here would compete with them for the GIL
+        with multiprocessing.get_context("spawn").Pool(1) as pool:
+            rep = pool.apply(_write_live, (vars(args), names, warm, n_rows, cfg.landing_dir, rows_per_s, per_file))
         time.sleep(3 + cfg.checkpoint_interval_ms / 1000)
         scores = [s for s in read_records(cfg.scores_dir) if s["row_index"] >= warm]
         dead = read_records(cfg.dead_dir)
@@ -187,6 +189,15 @@ def latency_run(args, names, root: Path, rows_per_s: float, batch_size: int = 1)
             "rows_per_file": per_file, "discovery_interval_ms": args.discovery_ms,
             "event_to_alert_ms_p50": pct(e2e, 50), "event_to_alert_ms_p99": pct(e2e, 99),
             "in_job_ms_p50": pct(inner, 50), "in_job_ms_p99": pct(inner, 99)}
+
+
+def _write_live(args: dict, names, warm: int, n_rows: int, landing: str, rows_per_s: float, per_file: int):
+    from flink_jobs import replay
+
+    ns = argparse.Namespace(**args)
+    lines = replay.merge([iter([x for _, x in _lines(ns, [nm], warm, n_rows)]) for nm in names])
+    return replay.write_landing(lines, landing, rate=rows_per_s, rows_per_file=per_file, min_gap_ms=ns.file_ms,
+                                prefix="live", total=n_rows * len(names), progress=False)
 
 
 def _free_port() -> int:
