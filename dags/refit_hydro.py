@@ -31,6 +31,9 @@ from dags.assets import HYDRO_MODELS
         "order_every_days": Param(7, type="integer", minimum=1, description="ARIMA order re-selection period"),
         "reselect_order": Param(False, type="boolean", description="force ARIMA order re-selection"),
         "window": Param(30, type="integer", minimum=5, description="sliding window (refit mode)"),
+        "detector_config": Param({}, type="object", description="per sensor id, or 'default': a config name "
+                                 "of the hydro bench (d2, d2+local, d2+daily, ...) or a dict of detector "
+                                 "settings; empty = the d2 defaults"),
     },
     doc_md=__doc__,
 )

@@ -54,3 +54,23 @@ def test_second_refit_becomes_challenger_and_promotion_follows_val_mae(fitted):
     assert p2.promoted == better
     prod = str(registry.version_by_alias("hydro-SynthReg-stage", "production").version)
     assert prod == (r2["model_version"] if better else r1["model_version"])
+
+
+def test_detector_config_travels_into_the_registered_model():
+    df = generate(1600, seed=12, n_each=1, train_fraction=0.5)
+    r = pipeline.fit_sensor("SynthCfg/stage", df.iloc[:1200][["ts", "value"]], detector_config="d1+local+daily")
+    det = mlflow.pyfunc.load_model(f"models:/{r['model_name']}/{r['model_version']}").unwrap_python_model().detector
+    assert (det.rough_order, det.local_sigma_points, det.recurrence_days) == (1, 96, 2)
+    logged = mlflow.MlflowClient().get_run(r["run_id"]).data.params["detector_config"]
+    assert logged == '{"local_sigma_points": 96, "recurrence_days": 2, "rough_order": 1}'
+    with pytest.raises(ValueError, match="unknown hydro detector config"):
+        pipeline.resolve_config("d9")
+
+
+def test_dag_param_picks_the_sensor_entry_then_default():
+    from training.hydro.dag_tasks import config_for
+
+    params = {"detector_config": {"default": "d2+local", "TonyGrove/stage": {"rough_order": 1}}}
+    assert config_for("TonyGrove/stage", params) == {"rough_order": 1}
+    assert config_for("MainStreet/stage", params) == "d2+local"
+    assert config_for("MainStreet/stage", {}) is None

@@ -27,6 +27,12 @@ def reselect_order(params: dict, logical_date) -> bool:
     return bool(params.get("reselect_order")) or logical_date.toordinal() % every == 0
 
 
+def config_for(sensor: str, params: dict):
+    """The ``detector_config`` param's entry for ``sensor``, else its ``default`` entry, else None."""
+    configs = params.get("detector_config") or {}
+    return configs.get(sensor, configs.get("default"))
+
+
 def refit_one(sensor: str, params: dict, logical_date) -> dict:
     from training.hydro.pipeline import fit_sensor, load_history
 
@@ -34,7 +40,8 @@ def refit_one(sensor: str, params: dict, logical_date) -> dict:
     days = float(params.get("history_days", 60))
     df = df[df["ts"] >= df["ts"].max() - int(days * 86_400_000)]
     r = fit_sensor(sensor, df[["ts", "value"]], refit_order=reselect_order(params, logical_date),
-                   window=int(params.get("window", 30)), trigger="refit_hydro")
+                   window=int(params.get("window", 30)), detector_config=config_for(sensor, params),
+                   trigger="refit_hydro")
     d = r["detector"]
     return {"sensor": sensor, "model_name": r["model_name"], "model_version": r["model_version"],
             "order": list(d.arima.order), "k": len(d.centroids), "val_mae": r["metrics"].get("val_mae")}

@@ -58,11 +58,29 @@ def _current_order(name: str):
     return tuple(json.loads(o)) if o else None
 
 
+def resolve_config(config) -> dict:
+    """Detector settings from a config name of the hydro bench (``evaluate.CONFIGS``: ``d2``, ``d2+local``,
+    ``d2+daily``, ...), a dict of ``HydroDetector`` settings, or nothing (the defaults, ``d2``)."""
+    if not config:
+        return {}
+    if isinstance(config, str):
+        from training.hydro.evaluate import CONFIGS
+
+        if config not in CONFIGS:
+            raise ValueError(f"unknown hydro detector config {config!r}: use one of {sorted(CONFIGS)} "
+                             "or a dict of HydroDetector settings")
+        return dict(CONFIGS[config])
+    return dict(config)
+
+
 def fit_sensor(series_id: str, history_df: pd.DataFrame, eval_df: pd.DataFrame | None = None, *,
                refit_order: bool = True, order=None, window: int = 30, mode: str = "incremental",
-               change_threshold: float | None = None, register: bool = True, trigger: str = "manual") -> dict:
+               change_threshold: float | None = None, detector_config=None, register: bool = True,
+               trigger: str = "manual") -> dict:
     """One MLflow run for one sensor and refit. ``eval_df`` (``ts, value, label``) is scored after the
-    history and its metrics are logged as ``eval_*`` (never used for fitting or promotion)."""
+    history and its metrics are logged as ``eval_*`` (never used for fitting or promotion).
+    ``detector_config`` (``resolve_config``): e.g. the config the hydro bench chose for the site without
+    its labels; it travels inside the registered model and is logged as the ``detector_config`` param."""
     import mlflow
     from mlflow.models import infer_signature
 
@@ -81,8 +99,9 @@ def fit_sensor(series_id: str, history_df: pd.DataFrame, eval_df: pd.DataFrame |
         order = _current_order(name)
     thr = change_threshold if change_threshold is not None else default_threshold(series_id)
     h = history_df.sort_values("ts")
+    settings = resolve_config(detector_config)
     det, val = fit_with_validation(h["value"].to_numpy(float), h["ts"].to_numpy(np.int64), order=order,
-                                   window=window, mode=mode, change_threshold=thr)
+                                   window=window, mode=mode, change_threshold=thr, **settings)
     counts = det.counts
     metrics = {"aic": det.arima.aic, "inertia": det.meta["inertia"], "silhouette": det.meta["silhouette"],
                "sigma": det.arima.sigma, "change_threshold": det.change_threshold, "history_points": len(h),
@@ -108,6 +127,7 @@ def fit_sensor(series_id: str, history_df: pd.DataFrame, eval_df: pd.DataFrame |
     params = {"order": json.dumps(list(det.arima.order)), "k": len(det.centroids), "window": window,
               "mode": mode, "level": det.level, "hold": det.hold, "density_window": det.density_window,
               "stuck_run": det.stuck_run, "series_id": series_id, "trigger": trigger,
+              "detector_config": json.dumps(settings, sort_keys=True),
               "order_reselected": order is None}
     wrapper = HydroPyfunc(det)
     example = pd.DataFrame({"ts": h["ts"].to_numpy(np.int64)[-48:], "value": h["value"].to_numpy(float)[-48:]})
