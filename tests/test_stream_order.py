@@ -59,3 +59,13 @@ def test_queued_files_come_out_in_path_order(flink_stream_env, tmp_path, bounded
                 break
     assert got == list(range(ROWS))
     assert block_sizes == [7, 7, 6] * (ROWS // PER_FILE)  # cut by line count, never across files
+
+
+def test_line_block_1_gives_single_lines_in_path_order(flink_stream_env, tmp_path):
+    land = tmp_path / "landing"
+    _publish(land)
+    cfg = from_env("lstm_ed", landing_dir=str(land), bounded=True, line_block=1)
+    with source_from_config(cfg).stream(flink_stream_env).execute_and_collect() as records:
+        got = list(records)
+    assert all("\n" not in r for r in got)  # Flink's own line format
+    assert [int(r.split(",")[1]) for r in got] == list(range(ROWS))
