@@ -89,44 +89,42 @@ def _add_jar_once(env, url: str) -> None:
         env.add_jars(url)  # pipeline.jars (shipped with the job) + the client's context class loader
 
 
-def ordered_split_assigner(env):
-    """A ``FileSplitAssignerProvider`` giving splits in path order, or None (no JDK: Flink's default)."""
-    from pyflink.datastream.connectors.file_system import FileSplitAssignerProvider
+def _java_class(env, name: str):
+    """``name`` from the project jar (built if needed, shipped with the job), or None without a JDK."""
     from pyflink.util.java_utils import load_java_class
 
     jar = assigner_jar()
     if jar is None:
         return None
     _add_jar_once(env, jar.as_uri())
-    return FileSplitAssignerProvider(load_java_class(PROVIDER_CLASS).newInstance())
+    return load_java_class(name)
+
+
+def ordered_split_assigner(env):
+    """A ``FileSplitAssignerProvider`` giving splits in path order, or None (no JDK: Flink's default)."""
+    from pyflink.datastream.connectors.file_system import FileSplitAssignerProvider
+
+    j_class = _java_class(env, PROVIDER_CLASS)
+    return None if j_class is None else FileSplitAssignerProvider(j_class.newInstance())
 
 
 def series_block_splitter(env):
     """The Java ``FlatMapFunction`` twin of ``blocks.split_by_series``, or None (no JDK)."""
-    from pyflink.util.java_utils import load_java_class
-
-    jar = assigner_jar()
-    if jar is None:
-        return None
-    _add_jar_once(env, jar.as_uri())
-    return load_java_class("streamguard.SeriesBlockSplitter").newInstance()
+    j_class = _java_class(env, "streamguard.SeriesBlockSplitter")
+    return None if j_class is None else j_class.newInstance()
 
 
 def line_batch_format(env, max_lines: int):
     """A ``StreamFormat`` giving blocks of up to ``max_lines`` lines ('\\n'-joined), or None (no JDK)."""
     from pyflink.datastream.connectors.file_system import StreamFormat
-    from pyflink.util.java_utils import load_java_class
-
-    jar = assigner_jar()
-    if jar is None:
-        return None
-    _add_jar_once(env, jar.as_uri())
     from pyflink.java_gateway import get_gateway
 
+    j_class = _java_class(env, "streamguard.LineBatchFormat")
+    if j_class is None:
+        return None
     gateway = get_gateway()
     param_types = gateway.new_array(gateway.jvm.java.lang.Class, 1)
     param_types[0] = gateway.jvm.java.lang.Integer.TYPE
     args = gateway.new_array(gateway.jvm.java.lang.Object, 1)
     args[0] = int(max_lines)
-    ctor = load_java_class("streamguard.LineBatchFormat").getConstructor(param_types)
-    return StreamFormat(ctor.newInstance(args))
+    return StreamFormat(j_class.getConstructor(param_types).newInstance(args))

@@ -38,9 +38,10 @@ public final class SeriesBlockSplitter implements FlatMapFunction<String, Row>, 
         }
         Map<String, StringBuilder> groups = new LinkedHashMap<>();
         for (String line : record.split("\n", -1)) {
-            StringBuilder lines = groups.get(seriesKey(line));
+            String key = seriesKey(line);
+            StringBuilder lines = groups.get(key);
             if (lines == null) {
-                groups.put(seriesKey(line), new StringBuilder(line));
+                groups.put(key, new StringBuilder(line));
             } else {
                 lines.append('\n').append(line);
             }
