@@ -58,11 +58,15 @@ class LSTMED(nn.Module):
 
 
     def _free_running(self, state, steps: int, step_in: torch.Tensor) -> torch.Tensor:
-        """The decoder fed its own outputs, one ``lstm_cell`` per layer and step.
+        """The decoder fed its own outputs (reversed order).
 
-        The same arithmetic as calling ``self.decoder`` on one step at a time (equal to ~1e-7), but a
-        cell call costs a fraction of an ``nn.LSTM`` call's set-up: a single window is scored ~6x faster.
+        One layer: after the first step the decoder's input is ``out(h)``, a linear function of its own
+        hidden state, so ``W_ih (W_o h + b_o) + W_hh h + b`` folds into one recurrent matrix
+        ``W_hh + W_ih W_o``: the remaining steps are a single LSTM call on zero inputs (equal to stepping
+        the decoder to ~1e-7, ~4x faster for one window). Deeper decoders step layer by layer.
         """
+        if self.decoder.num_layers == 1 and steps > 1:
+            return self._free_running_folded(state, steps, step_in)
         d = self.decoder
         h, c = list(state[0].unbind(0)), list(state[1].unbind(0))
         weights = [(getattr(d, f"weight_ih_l{k}"), getattr(d, f"weight_hh_l{k}"), getattr(d, f"bias_ih_l{k}"),
@@ -76,6 +80,31 @@ class LSTMED(nn.Module):
             step_in = self.out(inp)
             outs.append(step_in)
         return torch.stack(outs, dim=1)
+
+    def _free_running_folded(self, state, steps: int, step_in: torch.Tensor) -> torch.Tensor:
+        d = self.decoder
+        w_ih, w_hh, b_ih, b_hh = d.weight_ih_l0, d.weight_hh_l0, d.bias_ih_l0, d.bias_hh_l0
+        h, c = torch.lstm_cell(step_in, (state[0][0], state[1][0]), w_ih, w_hh, b_ih, b_hh)
+        rest, *_ = torch.lstm(h.new_zeros(h.shape[0], steps - 1, 1), (h[None], c[None]), self._folded_weights(),
+                              True, 1, 0.0, False, False, True)
+        return self.out(torch.cat([h[:, None], rest], dim=1))
+
+    def _folded_weights(self) -> list[torch.Tensor]:
+        """``[W_ih = 0, W_hh + W_ih W_o, b_ih + b_hh + W_ih b_o, 0]``, kept while the weights are unchanged
+        (inference: an optimizer step or ``load_state_dict`` bumps a weight's version; an edit through ``.data``
+        does not, clear ``_folded`` then); rebuilt on every call while gradients are on."""
+        d, o = self.decoder, self.out
+        params = (d.weight_ih_l0, d.weight_hh_l0, d.bias_ih_l0, d.bias_hh_l0, o.weight, o.bias)
+        key = tuple((p.data_ptr(), p._version) for p in params)
+        cached = getattr(self, "_folded", None)
+        if cached is not None and cached[0] == key and not torch.is_grad_enabled():
+            return cached[1]
+        w_ih, w_hh, b_ih, b_hh, w_o, b_o = params
+        b = torch.addmv(b_ih + b_hh, w_ih, b_o)
+        folded = [w_ih.new_zeros(w_ih.shape[0], 1), torch.addmm(w_hh, w_ih, w_o), b, torch.zeros_like(b)]
+        if not torch.is_grad_enabled():
+            self._folded = (key, folded)
+        return folded
 
 
 def reconstruct(model: LSTMED, windows: np.ndarray, mode: str, batch_size: int = 256) -> np.ndarray:
