@@ -52,7 +52,7 @@ from serving.core import markov as mk
 
 KEYS = ("forecast", "lower", "upper", "candidate", "verified", "anomaly_probability", "anomalous", "reasons")
 # bits of the ``reasons`` output: which rule(s) flagged the point
-R_VERIFIED, R_BLOCK, R_STUCK, R_EXCURSION, R_DRIFT = 1, 2, 4, 8, 16
+R_VERIFIED, R_BLOCK, R_STUCK, R_EXCURSION, R_DRIFT, R_HANG = 1, 2, 4, 8, 16, 32
 
 
 @dataclass
@@ -89,6 +89,10 @@ class HydroDetector:
     step_ms: int | None = None  # median sampling step of the history (set by fit_detector when ts is given)
     recurrence_days: int = 0  # n > 0: a jump like one 1..n days earlier at the same time of day is not verified
     return_anchor: bool = True  # a jump back to the older baseline level, from away from it, is not verified
+    undo_points: int = 192  # n > 0: a jump undoing a verified jump of the last n points ends that anomaly
+    revisit: bool = False  # a jump landing on a level of the recent unflagged baseline is not verified
+    lone_jump: float = 0.0  # f > 0: a lone verified point is emitted only if its jump is >= f * threshold
+    merge_gap: int = 0  # n > 0: an alert stays open n points after its last flagged point (one alert per incident)
     use_markov: bool = True
     use_rules: bool = True
     meta: dict = field(default_factory=dict)
@@ -156,6 +160,8 @@ class HydroDetector:
             "res_sorted": (),
             "last_env": -1,
             "jumps": (),
+            "vjump": None,
+            "hang": 0,
         }
 
     def _forecast(self, state) -> tuple[float, float, float]:
@@ -238,6 +244,16 @@ class HydroDetector:
                 verified = False
             if verified and self.return_anchor and self._returns_to_anchor(s, value):
                 verified = False
+            vjump, undone = s.get("vjump"), False
+            if self.undo_points and vjump is not None:
+                vd, age = vjump
+                dx = value - s["last_raw"]
+                # the opposite of a recent verified jump, of a similar size: the end of that anomaly (a shift
+                # snapping back, a dropout's reading coming back even where the level moved meanwhile)
+                undone = age < self.undo_points and dx * vd < 0 and 0.5 <= abs(dx / vd) <= 2.0
+                verified = verified and not undone
+            if verified and self.revisit and self._revisits(s, value):
+                verified = False
             jumps = s.get("jumps", ())
             if self.recurrence_days and self.step_ms:
                 jumps, recurrent = self._recurrence(jumps, ts_ms, value - s["last_raw"])
@@ -245,6 +261,15 @@ class HydroDetector:
             if self.excursion_onset and s["exc_len"] == 0:
                 # leaving the envelope smoothly (a flood's rising limb) is not an anomaly by itself
                 excursion = excursion and bool(verified or in_block or stuck)
+            if undone:
+                # the anomaly that froze the baseline ended; a level still outside it (the river rose during a
+                # dropout) needs a new onset
+                excursion = excursion and bool(in_block or stuck)
+            if self.undo_points:
+                dx = value - s["last_raw"]
+                jumped = verified and abs(dx) >= self.change_threshold  # a step, not the next point of one
+                vjump = None if undone else (dx, 0) if jumped else \
+                    None if vjump is None else (vjump[0], vjump[1] + 1)
             exc_len = s["exc_len"] + 1 if excursion else 0
             recent = (s["recent"] + (value,))[-8:]
             base, base_sorted = s["base"], _sorted_of(s, "base")
@@ -259,13 +284,25 @@ class HydroDetector:
                     rbase, rbase_sorted = slide(rbase, rbase_sorted, spread, self.baseline_points)
             s.update(cand_bits=bits, in_block=in_block, flat_run=flat, exc_len=exc_len, recent=recent, base=base,
                      base_sorted=base_sorted, dx=dxs, rbase=rbase, rbase_sorted=rbase_sorted, last_env=env,
-                     jumps=jumps)
+                     jumps=jumps, vjump=vjump)
         s["last_raw"] = value
         if self.local_sigma_points:
             # every point counts (the median tolerates spikes); keeping only unflagged ones would freeze the
             # spread at its quiet value as soon as a noisy regime gets flagged, and never let it widen
             s["res"], s["res_sorted"] = slide(res, _sorted_of(s, "res"), value - f, self.local_sigma_points)
         s["streak"] = s["streak"] + 1 if flagged else 0
+        emitted = flagged
+        if (flagged and self.lone_jump and reasons == R_VERIFIED and s["streak"] == 1
+                and abs(value - s["ref"]) < self.lone_jump * thr):
+            # the first point of a verified departure is held back unless the jump is large: the next point
+            # confirms it (it is judged against the same held reference) or ends it as a lone blip
+            emitted, reasons = False, 0
+        if self.merge_gap:
+            hang = s.get("hang", 0)
+            if emitted:
+                s["hang"] = self.merge_gap
+            elif hang > 0:
+                emitted, reasons, s["hang"] = True, R_HANG, hang - 1
         use = f if (flagged and s["streak"] <= self.hold) else value
         s["arima"] = self._inc.step(s["arima"], use, f if self.mode == "incremental" else None)
         if self.mode == "refit":
@@ -273,7 +310,7 @@ class HydroDetector:
         s["ref_dx"] = use - s["ref"]
         s["ref"] = use
         out.update(candidate=cand, verified=bool(verified), anomaly_probability=a if cand else math.nan,
-                   anomalous=bool(flagged), reasons=int(reasons))
+                   anomalous=bool(emitted), reasons=int(reasons))
         return s, out
 
     def _envelope(self, s: dict, value: float) -> int:
@@ -301,6 +338,12 @@ class HydroDetector:
         older = sorted(base[: len(base) // 2])
         anchor = older[len(older) // 2]
         return abs(value - anchor) <= self.change_threshold < abs(s["last_raw"] - anchor)
+
+    def _revisits(self, s: dict, value: float) -> bool:
+        """True when ``value`` lands within a tenth of ``change_threshold`` of a value of the unflagged baseline
+        (the last ``baseline_points``): a jump back to a level the series just held, such as the snap-back
+        that ends a drift (back to where it started), is not a new departure."""
+        return _nearest(_sorted_of(s, "base"), value) <= self.change_threshold / 10
 
     def _recurrence(self, jumps: tuple, ts_ms: int, dx: float) -> tuple[tuple, bool]:
         """Keep the jumps (|increment| >= ``change_threshold`` / 2) of the last ``recurrence_days`` days as
@@ -347,6 +390,12 @@ def _sorted_of(s: dict, key: str) -> tuple:
     if ordered is None or len(ordered) != len(s[key]):
         ordered = s[key + "_sorted"] = tuple(sorted(s[key]))
     return ordered
+
+
+def _nearest(ordered: tuple, value: float) -> float:
+    """Distance from ``value`` to the nearest element of the sorted ``ordered`` (inf when empty)."""
+    i = bisect_left(ordered, value)
+    return min((abs(ordered[j] - value) for j in (i - 1, i) if 0 <= j < len(ordered)), default=math.inf)
 
 
 def slide(window: tuple, ordered: tuple, value: float, size: int) -> tuple[tuple, tuple]:

@@ -42,6 +42,11 @@ CONFIGS = {
 # verified): it removes FranklinBasin's afternoon jumps but also some labeled jumps elsewhere, so it is a
 # choice made per data set like the others
 CONFIGS |= {f"{c}+daily": {**kw, "recurrence_days": 2} for c, kw in list(CONFIGS.items())}
+# alerting for an operator who wants one alert per incident: an alert stays open two hours (8 points) after
+# its last flagged point, and a lone verified point is alerted only when its jump is at least 3 change
+# thresholds (a spike in its own right); smaller departures are alerted from their second point on
+CONFIGS |= {f"{c}+alert": {**CONFIGS[c], "merge_gap": 8, "lone_jump": 3.0}
+            for c in ("d2", "d1", "d2+local", "d1+local", "d1+free", "density+free")}
 
 
 @dataclass
