@@ -33,7 +33,10 @@ from dags.assets import HYDRO_MODELS
         "window": Param(30, type="integer", minimum=5, description="sliding window (refit mode)"),
         "detector_config": Param({}, type="object", description="per sensor id, or 'default': a config name "
                                  "of the hydro bench (d2, d2+local, d2+daily, ...) or a dict of detector "
-                                 "settings; empty = the d2 defaults"),
+                                 "settings; empty = the config the hydro bench chose for the sensor without its "
+                                 "labels (bench_results), else the d2 defaults"),
+        "bench_results": Param("", type="string", description="hydro bench JSON whose per-site choice is "
+                               "used; empty = bench/results/hydro_bench.json"),
     },
     doc_md=__doc__,
 )

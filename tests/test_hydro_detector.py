@@ -10,6 +10,7 @@ from serving.core.hydro_detector import (
     KEYS,
     R_BLOCK,
     R_EXCURSION,
+    R_HANG,
     fit_detector,
     median_mad,
     rough_scale_of,
@@ -205,3 +206,42 @@ def test_snap_back_after_an_unflagged_drift_is_not_verified():
     z = hist[-1] + np.cumsum(rng.normal(0, 0.05, 400))
     z[300] += 6.0  # a spike from the normal level is not a return
     assert det.score_series(z, ts)["verified"][300]
+
+
+def test_return_from_a_dropout_ends_the_anomaly_even_where_the_river_rose_meanwhile():
+    det, rng = _flat_detector(hold=4)
+    assert det.undo_points > 0  # on by default
+    x = 10 + rng.normal(0, 0.1, 300)
+    x[100:106] = 0.0  # the reading falls to the sensor floor ...
+    x[106:] += 6.0  # ... and comes back 6 cm higher: the river rose during the dropout (not an anomaly)
+    ts = np.arange(300) * 900_000
+    out = det.score_series(x, ts)
+    assert out["anomalous"][100:106].all()
+    assert not out["anomalous"][106:].any()
+    # without the rule the raised level stays flagged as an excursion from the frozen baseline
+    assert det.variant(undo_points=0).score_series(x, ts)["anomalous"][106:150].all()
+
+
+def test_lone_small_jump_is_alerted_from_its_second_point_only():
+    det, rng = _flat_detector(hold=4, lone_jump=3.0)
+    x = 10 + rng.normal(0, 0.1, 400)
+    x[100] += 4.0  # a lone 4 cm blip (below 3 thresholds): not alerted
+    x[200:203] += 4.0  # a 4 cm departure lasting three points: alerted from its second point
+    x[300] += 8.0  # a lone 8 cm spike: alerted at once
+    ts = np.arange(400) * 900_000
+    out = det.score_series(x, ts)
+    assert out["verified"][[100, 200, 300]].all()
+    assert not out["anomalous"][100] and not out["anomalous"][200] and out["anomalous"][201:203].all()
+    assert out["anomalous"][300]
+    assert det.variant(lone_jump=0.0).score_series(x, ts)["anomalous"][[100, 200, 300]].all()
+
+
+def test_alert_stays_open_over_short_gaps():
+    det, rng = _flat_detector(hold=4, merge_gap=8)
+    x = 10 + rng.normal(0, 0.1, 300)
+    x[[100, 105]] += 8.0  # two spikes five points apart: one alert
+    ts = np.arange(300) * 900_000
+    out = det.score_series(x, ts)
+    assert runs(out["anomalous"]).tolist() == [[100, 114]]
+    assert (out["reasons"][[101, 113]] == R_HANG).all() and out["reasons"][105] != R_HANG
+    assert runs(det.variant(merge_gap=0).score_series(x, ts)["anomalous"]).tolist() == [[100, 101], [105, 106]]

@@ -1,5 +1,7 @@
 """Hydro MLflow path: one run per sensor fit, registered pyfunc, challenger -> production, round trip."""
 
+import json
+
 import mlflow
 import numpy as np
 import pandas as pd
@@ -73,4 +75,17 @@ def test_dag_param_picks_the_sensor_entry_then_default():
     params = {"detector_config": {"default": "d2+local", "TonyGrove/stage": {"rough_order": 1}}}
     assert config_for("TonyGrove/stage", params) == {"rough_order": 1}
     assert config_for("MainStreet/stage", params) == "d2+local"
-    assert config_for("MainStreet/stage", {}) is None
+    assert config_for("MainStreet/stage", {"bench_results": "/nonexistent/hydro_bench.json"}) is None
+
+
+def test_dag_falls_back_to_the_bench_choice_for_the_site(tmp_path):
+    from training.hydro.dag_tasks import config_for
+
+    bench = tmp_path / "hydro_bench.json"
+    bench.write_text(json.dumps({"results": {"TonyGrove stage": {"selected_config": "d1+local+alert"},
+                                             "synthetic": {"selected_config": "d2+local"}}}))
+    params = {"bench_results": str(bench)}
+    assert config_for("TonyGrove/stage", params) == "d1+local+alert"
+    assert config_for("MainStreet/stage", params) is None  # no row for it: the defaults
+    assert config_for("TonyGrove/stage", {**params, "detector_config": {"default": "d2"}}) == "d2"
+    assert pipeline.resolve_config(config_for("TonyGrove/stage", params))["merge_gap"] == 8

@@ -292,10 +292,11 @@ class HydroDetector:
             s["res"], s["res_sorted"] = slide(res, _sorted_of(s, "res"), value - f, self.local_sigma_points)
         s["streak"] = s["streak"] + 1 if flagged else 0
         emitted = flagged
-        if (flagged and self.lone_jump and reasons == R_VERIFIED and s["streak"] == 1
+        if (flagged and self.lone_jump and s["streak"] == 1 and not reasons & ~(R_VERIFIED | R_EXCURSION)
                 and abs(value - s["ref"]) < self.lone_jump * thr):
-            # the first point of a verified departure is held back unless the jump is large: the next point
-            # confirms it (it is judged against the same held reference) or ends it as a lone blip
+            # the first point of a verified departure (and of the excursion it starts) is held back unless the
+            # jump is large: the next point confirms it (judged against the same held reference and frozen
+            # baseline) or ends it as a lone blip
             emitted, reasons = False, 0
         if self.merge_gap:
             hang = s.get("hang", 0)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+BENCH_RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results" / "hydro_bench.json"
+
 
 def sensors_to_refit(params: dict) -> list[str]:
     if params.get("sensors"):
@@ -28,9 +33,23 @@ def reselect_order(params: dict, logical_date) -> bool:
 
 
 def config_for(sensor: str, params: dict):
-    """The ``detector_config`` param's entry for ``sensor``, else its ``default`` entry, else None."""
+    """The ``detector_config`` param's entry for ``sensor``, else its ``default`` entry, else the config the
+    hydro bench chose for this series without its labels (``selected_config`` of the ``"<Site> <variable>"``
+    row of ``bench_results``, default ``bench/results/hydro_bench.json``), else None (the defaults)."""
     configs = params.get("detector_config") or {}
-    return configs.get(sensor, configs.get("default"))
+    if sensor in configs or "default" in configs:
+        return configs.get(sensor, configs.get("default"))
+    return bench_choice(sensor, params.get("bench_results") or BENCH_RESULTS)
+
+
+def bench_choice(sensor: str, path) -> str | None:
+    """The bench's ``selected_config`` for ``sensor`` (``Site/variable``); None when absent or unreadable."""
+    try:
+        results = json.loads(Path(path).read_text())["results"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    row = results.get(sensor.replace("/", " ", 1))
+    return row.get("selected_config") if isinstance(row, dict) else None
 
 
 def refit_one(sensor: str, params: dict, logical_date) -> dict:
