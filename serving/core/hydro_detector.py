@@ -28,6 +28,14 @@ Per point (``update``):
      points once the rough-block rule is off (a real step change is flagged for a day at most);
    - *return*: a value back inside the envelope after flagged points (or from outside it) is not verified:
      the jump that ends an anomaly is not a new one;
+   - *undo* (``undo_points``): a jump opposite to a verified jump (|jump| >= ``change_threshold``) of the last
+     ``undo_points`` points and 0.5-2 times its size ends that anomaly: it is not verified, and an excursion
+     the anomaly froze must start again (the river may have risen during a dropout, so the reading comes
+     back outside the frozen baseline);
+   - *alerting* (optional): ``lone_jump`` holds back the first point of a verified departure whose jump is
+     under ``lone_jump`` change thresholds (alerted from its second point, or never if it was a lone blip);
+     ``merge_gap`` keeps an alert open that many points after its last flagged point (reason ``R_HANG``),
+     so flags separated by short gaps make one alert per incident;
    - *hold*: a flagged value is replaced by its forecast in the model state for up to ``hold`` consecutive
      points, so a multi-point spike is still judged against the level before it; after that the new level is
      accepted (a real step change stops being flagged).
@@ -90,7 +98,6 @@ class HydroDetector:
     recurrence_days: int = 0  # n > 0: a jump like one 1..n days earlier at the same time of day is not verified
     return_anchor: bool = True  # a jump back to the older baseline level, from away from it, is not verified
     undo_points: int = 192  # n > 0: a jump undoing a verified jump of the last n points ends that anomaly
-    revisit: bool = False  # a jump landing on a level of the recent unflagged baseline is not verified
     lone_jump: float = 0.0  # f > 0: a lone verified point is emitted only if its jump is >= f * threshold
     merge_gap: int = 0  # n > 0: an alert stays open n points after its last flagged point (one alert per incident)
     use_markov: bool = True
@@ -252,8 +259,6 @@ class HydroDetector:
                 # snapping back, a dropout's reading coming back even where the level moved meanwhile)
                 undone = age < self.undo_points and dx * vd < 0 and 0.5 <= abs(dx / vd) <= 2.0
                 verified = verified and not undone
-            if verified and self.revisit and self._revisits(s, value):
-                verified = False
             jumps = s.get("jumps", ())
             if self.recurrence_days and self.step_ms:
                 jumps, recurrent = self._recurrence(jumps, ts_ms, value - s["last_raw"])
@@ -340,12 +345,6 @@ class HydroDetector:
         anchor = older[len(older) // 2]
         return abs(value - anchor) <= self.change_threshold < abs(s["last_raw"] - anchor)
 
-    def _revisits(self, s: dict, value: float) -> bool:
-        """True when ``value`` lands within a tenth of ``change_threshold`` of a value of the unflagged baseline
-        (the last ``baseline_points``): a jump back to a level the series just held, such as the snap-back
-        that ends a drift (back to where it started), is not a new departure."""
-        return _nearest(_sorted_of(s, "base"), value) <= self.change_threshold / 10
-
     def _recurrence(self, jumps: tuple, ts_ms: int, dx: float) -> tuple[tuple, bool]:
         """Keep the jumps (|increment| >= ``change_threshold`` / 2) of the last ``recurrence_days`` days as
         (ts, increment) pairs; a jump is *recurrent* when one of the same sign and at least half its size
@@ -391,12 +390,6 @@ def _sorted_of(s: dict, key: str) -> tuple:
     if ordered is None or len(ordered) != len(s[key]):
         ordered = s[key + "_sorted"] = tuple(sorted(s[key]))
     return ordered
-
-
-def _nearest(ordered: tuple, value: float) -> float:
-    """Distance from ``value`` to the nearest element of the sorted ``ordered`` (inf when empty)."""
-    i = bisect_left(ordered, value)
-    return min((abs(ordered[j] - value) for j in (i - 1, i) if 0 <= j < len(ordered)), default=math.inf)
 
 
 def slide(window: tuple, ordered: tuple, value: float, size: int) -> tuple[tuple, tuple]:
