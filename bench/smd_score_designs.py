@@ -39,12 +39,15 @@ ABLATION = {  # reconstruction errors switched off: what the input deviation alo
     "input_only (no LSTM error), level32, log1p": CHZ | dict(input_deviation=True, level_windows=32,
                                                            score_transform="log1p"),
 }
-CALIBRATIONS = {  # name -> TrainConfig overrides
-    "pot risk1% far1%": dict(calibration="pot", risk=1e-2, far=1e-2),
-    "pot risk1% far5%": dict(calibration="pot", risk=1e-2, far=5e-2),
-    "pot_max far5%": dict(calibration="pot_max", far=0.05),
-    "pot_max far10%": dict(calibration="pot_max", far=0.1),
-    "pot_max far20%": dict(calibration="pot_max", far=0.2),
+CALIBRATIONS = {  # name -> TrainConfig overrides; '+ stream': tau per window (scoring.stream_threshold, channel_z)
+    "pot risk1% far1%": dict(calibration="pot", risk=1e-2, far=1e-2, stream_memory=0),
+    "pot risk1% far5%": dict(calibration="pot", risk=1e-2, far=5e-2, stream_memory=0),
+    "pot_max far5%": dict(calibration="pot_max", far=0.05, stream_memory=0),
+    "pot_max far10%": dict(calibration="pot_max", far=0.1, stream_memory=0),
+    "pot_max far20%": dict(calibration="pot_max", far=0.2, stream_memory=0),
+    "pot_max far5% + stream": dict(calibration="pot_max", far=0.05, stream_memory=1024),
+    "pot_max far10% + stream": dict(calibration="pot_max", far=0.1, stream_memory=1024),
+    "pot_max far20% + stream": dict(calibration="pot_max", far=0.2, stream_memory=1024),
 }
 
 
@@ -52,6 +55,7 @@ def machine_grid(folder, machine: str, cache: Path, mode: str = "teacher") -> di
     """{(design, calibration): evaluate_modes result} for one machine."""
     from bench.smd_cache import load_any
     from bench.smd_table2 import _cached_lstm
+    from serving.core.scoring import window_stat
     from serving.core.windows import sliding_windows, window_starts
     from training.lstm_ed import calibrate
     from training.lstm_ed.evaluate import evaluate_modes
@@ -80,11 +84,15 @@ def machine_grid(folder, machine: str, cache: Path, mode: str = "teacher") -> di
             test_err = np.zeros_like(test_err)
         inputs = det.inputs(sliding_windows(m.test, det.length, det.step))
         for cname, cover in CALIBRATIONS.items():
+            if cover["stream_memory"] and cfg.score != "channel_z":
+                continue  # the stream threshold is a channel_z detector's
             tau, delta, _ = calibrate.label_free(info["val_scores"], replace(cfg, **cover))
-            d2 = replace(det, tau=tau, delta=delta)
+            seed = window_stat(info["val_scores"][:: max(1, cfg.step // info["val_step"])], delta)
+            d2 = replace(det, tau=tau, delta=delta, stream_memory=cover["stream_memory"], stream_far=cover["far"],
+                         stream_init=seed[-cover["stream_memory"]:].tolist() if cover["stream_memory"] else None)
             d2._model = getattr(det, "_model", None)
             res = d2.score_errors(test_err, inputs=inputs)
-            ev = evaluate_modes(res["scores"], starts, det.length, m.test_labels, (tau, delta))
+            ev = evaluate_modes(res["scores"], starts, det.length, m.test_labels, (tau, delta), unsup_taus=res["tau"])
             out[(dname, cname)] = {k: ev[k]["f1"] for k in MODES} | {"roc_auc": ev["auc"]["roc_auc"]}
     return out
 
@@ -113,6 +121,7 @@ def main(argv=None) -> None:
     t0, load0 = time.perf_counter(), os.getloadavg()
     grid = {m: machine_grid(a.data, m, cache, a.mode) for m in tqdm(machines, desc="machines")}
     keys = list(grid[machines[0]])
+    keys = [k for k in keys if all(k in grid[m] for m in machines)]
     cands = [i for i, k in enumerate(keys) if k[0] in DESIGNS]
     lines = ["# SMD: LSTM-ED per-point score designs x label-free calibrations", "",
              f"Cache `{a.cache_dir}`, {len(machines)} machines, inference mode {a.mode}, {time.perf_counter() - t0:.0f} s, loadavg "

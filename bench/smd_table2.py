@@ -45,7 +45,8 @@ def baseline_point_scores(cls, train, test, cut):
 
 
 def calibrated_windows(val_pts, test_pts, cfg, val_step):
-    """Windows of per-point scores with the detector's recent-behaviour normalisation and label-free tau/delta."""
+    """Windows of per-point scores with the detector's recent-behaviour normalisation and label-free tau/delta,
+    and the per-window thresholds of the label-free rule (the detector's stream threshold, or tau)."""
     from serving.core import scoring
     from serving.core.windows import sliding_windows, window_starts
     from training.lstm_ed import calibrate
@@ -65,7 +66,11 @@ def calibrated_windows(val_pts, test_pts, cfg, val_step):
         tst, _ = scoring.adapt_guarded(tst, ref, None, cfg.adapt_windows, tau, delta, cfg.adapt_guard)
     elif cfg.adapt_windows > 0:
         tst, _ = scoring.adapt_recent(tst, ref, None, cfg.adapt_windows)
-    return tst, window_starts(len(test_pts), cfg.length, cfg.step), (tau, delta)
+    taus = np.full(len(tst), tau)
+    if cfg.score == "channel_z" and cfg.stream_memory > 0:  # the detector's per-window stream threshold
+        seed = scoring.window_stat(val[:: max(1, cfg.step // val_step)], delta)[-cfg.stream_memory:]
+        taus, _ = scoring.stream_threshold(scoring.window_stat(tst, delta), seed.tolist(), cfg.far, cfg.stream_memory, tau)
+    return tst, window_starts(len(test_pts), cfg.length, cfg.step), (tau, delta), taus
 
 
 def _baselines(m, cfg, cache: Path | None) -> dict:
@@ -125,13 +130,14 @@ def run_machine(folder, machine, cfg, cache: Path | None = None) -> dict:
         det, info = fit_detector(m.train, cfg, progress=True)
         out = det.score_series(m.test)
     res = {"lstm_ed": evaluate_modes(out["scores"], out["starts"], det.length, m.test_labels,
-                                     (det.tau, det.delta), top_channels=out["top_channels"], segments=m.segments)}
+                                     (det.tau, det.delta), top_channels=out["top_channels"], segments=m.segments,
+                                     unsup_taus=out["tau"])}
     res["lstm_ed"]["train_seconds"] = info["train_seconds"]
     res["lstm_ed"]["info"] = {k: v for k, v in info.items() if k not in ("history", "val_scores")}
     val_step = info.get("val_step", cfg.train_step)
     for name, (val_pts, test_pts, fit_s) in _baselines(m, cfg, cache).items():
-        tst, starts, unsup = calibrated_windows(val_pts, test_pts, cfg, val_step)
-        res[name] = evaluate_modes(tst, starts, cfg.length, m.test_labels, unsup)
+        tst, starts, unsup, taus = calibrated_windows(val_pts, test_pts, cfg, val_step)
+        res[name] = evaluate_modes(tst, starts, cfg.length, m.test_labels, unsup, unsup_taus=taus)
         res[name]["train_seconds"] = fit_s
     return res
 
@@ -267,6 +273,9 @@ def main(argv=None) -> None:
     p.add_argument("--risk", type=float, default=1e-2, help="pot: point risk P(a_t > tau) on normal data")
     p.add_argument("--far", type=float, default=0.1,
                    help="target window false-alarm rate (pot: of delta; pot_max: of tau with delta 0)")
+    p.add_argument("--stream-memory", type=int, default=1024,
+                   help="channel_z: tau per window from the last k windows seen (validation's, then the stream's; "
+                        "0: the fixed validation tau); applied to the baselines too")
     p.add_argument("--q", type=float, default=0.99, help="quantile calibration: tau quantile")
     p.add_argument("--cov", default="shrinkage", choices=["shrinkage", "pinv"], help="covariance of errors")
     p.add_argument("--train-wall-s", type=float, default=None,
@@ -282,7 +291,7 @@ def main(argv=None) -> None:
                       mode=a.mode, adapt_windows=a.adapt_windows, adapt_guard=a.adapt_guard, threads=a.threads, device=a.device,
                       calibration=a.calibration, risk=a.risk, far=a.far, q=a.q, cov=a.cov, score=a.score,
                       input_deviation=not a.no_input_deviation, level_windows=a.level_windows, top_k_channels=a.top_k,
-                      score_transform=a.transform)
+                      score_transform=a.transform, stream_memory=a.stream_memory)
     cache = Path(a.cache_dir) if a.cache_dir else None
     settings = {**cfg.to_params(), "data": _rel(folder), "cache_dir": _rel(cache) if cache else None,
                 "cpu_count": os.cpu_count(), "loadavg_start": os.getloadavg(), "train_wall_seconds": a.train_wall_s}

@@ -142,3 +142,25 @@ def test_run_lengths_and_empirical_cluster_sizes():
     lam = 0.1 * 0.5
     assert tail[0] == pytest.approx(1 - (1 - lam) ** 4) and tail[1] == pytest.approx(tail[0])
     assert tail[2] == pytest.approx(1 - (1 - lam) ** 4 - 4 * lam * (1 - lam) ** 3)
+
+
+def test_evaluate_modes_judges_unsupervised_by_the_per_window_thresholds():
+    from serving.core.metrics import prf, window_labels
+    from serving.core.windows import window_starts
+    from training.lstm_ed.evaluate import evaluate_modes
+
+    rng = np.random.default_rng(0)
+    labels = np.zeros(2000, dtype=int)
+    labels[300:350] = labels[1500:1560] = 1
+    starts = window_starts(len(labels), 100, 90)
+    scores = rng.normal(size=(len(starts), 100))
+    scores[window_labels(labels, starts, 100)] += 2.0
+    taus = np.linspace(1.5, 4.0, len(starts))
+    res = evaluate_modes(scores, starts, 100, labels, (2.0, 0.0), unsup_taus=taus)
+    want = prf((scores > taus[:, None]).sum(1) > 0, window_labels(labels, starts, 100))
+    assert res["unsupervised"]["f1"] == pytest.approx(want["f1"])
+    same = evaluate_modes(scores, starts, 100, labels, (2.0, 0.0), unsup_taus=np.full(len(starts), 2.0))
+    plain = evaluate_modes(scores, starts, 100, labels, (2.0, 0.0))
+    for mode in ("unsupervised", "labeled", "oracle", "unsupervised_rest"):
+        assert same[mode]["f1"] == pytest.approx(plain[mode]["f1"])
+    assert res["oracle"]["f1"] == pytest.approx(plain["oracle"]["f1"])  # labeled/oracle: the scores as they are

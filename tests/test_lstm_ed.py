@@ -58,7 +58,8 @@ def test_short_training_finds_injected_anomalies(machine, fitted):
     assert det.mode in ("free", "teacher") and set(info["per_mode"]) == {"free", "teacher"}
     out = det.score_series(machine.test)
     res = evaluate_modes(out["scores"], out["starts"], det.length, machine.test_labels, (det.tau, det.delta),
-                         top_channels=out["top_channels"], segments=machine.segments)
+                         top_channels=out["top_channels"], segments=machine.segments, unsup_taus=out["tau"])
+    assert det.stream_memory > 0 and out["tau"].std() > 0  # the default judges by the stream threshold
     assert res["unsupervised"]["f1"] > F1_BAR, res["unsupervised"]
     assert res["oracle"]["f1"] >= res["unsupervised"]["f1"]
     assert res["auc"]["roc_auc"] > 0.8
@@ -77,6 +78,10 @@ def test_detector_serialization_and_streaming_match_batch(machine, fitted):
     first = clone.score_windows(w[:10])
     second = clone.score_windows(w[10:], history=first["history"])
     np.testing.assert_allclose(np.vstack([first["scores"], second["scores"]]), batch["scores"])
+    # the stream threshold's memory travels in the history too: same per-window tau and verdicts
+    np.testing.assert_allclose(np.r_[first["tau"], second["tau"]], batch["tau"])
+    np.testing.assert_array_equal(np.r_[first["anomalous"], second["anomalous"]], batch["anomalous"])
+    assert len(second["history"]["seen"]) <= det.stream_memory
     assert batch["top_channels"][0] and all(len(t) <= 3 for t in batch["top_channels"])
     with pytest.raises(ValueError):
         det.score_windows(w[:, :, :5])
@@ -104,3 +109,25 @@ def test_channel_z_default_and_session2_mahalanobis_score_paths(machine, fitted)
     out = legacy.score_windows(w)
     np.testing.assert_allclose(out["scores"], scoring.mahalanobis(err, legacy.mu, legacy.precision))
     assert legacy.delta >= 1 and out["history"] is None
+
+
+def test_stream_threshold_follows_the_stream_and_off_keeps_the_validation_tau(machine, fitted):
+    from dataclasses import replace
+
+    from serving.core import scoring
+
+    det, _ = fitted
+    out = det.score_series(machine.test)
+    a = out["scores"]
+    # by hand: window i is judged by the (1 - far) quantile of the seed plus the windows before it
+    seen = list(det.stream_init)
+    for i in range(len(a)):
+        assert out["tau"][i] == pytest.approx(np.quantile(seen[-det.stream_memory:], 1 - det.stream_far))
+        seen.append(scoring.window_stat(a[i : i + 1], det.delta)[0])
+    np.testing.assert_array_equal(out["anomalous"], (a > out["tau"][:, None]).sum(1) > det.delta)
+    fixed = replace(det, stream_memory=0)
+    fixed._model = det.model()
+    off = fixed.score_series(machine.test)
+    np.testing.assert_allclose(off["scores"], a)
+    np.testing.assert_array_equal(off["tau"], np.full(len(a), det.tau))
+    np.testing.assert_array_equal(off["anomalous"], a.max(1) > det.tau)

@@ -156,3 +156,21 @@ def test_feature_shares_fold_error_and_input_features_per_channel():
     feats[0, 1] = [1.0, 2.0, 1.0, -3.0]  # squares of positive parts: ch0 1 + 1 = 2, ch1 4 + 0 = 4
     shares = scoring.feature_shares(feats, 2, np.array([[False, True]]))
     np.testing.assert_allclose(shares, [[2 / 6, 4 / 6]])
+
+
+def test_stream_threshold_hand_computed_memory_and_window_stat():
+    seed = [1.0, 2.0, 3.0, 4.0]
+    taus, seen = scoring.stream_threshold(np.array([10.0, 0.0, 0.0]), seed, far=0.5, memory=4)
+    # window 0: median of the seed; each window is judged before it joins; the memory keeps the last 4
+    np.testing.assert_allclose(taus, [2.5, 3.5, 3.5])
+    assert seen == [3.0, 10.0, 0.0, 0.0]
+    # carried in two calls: the same thresholds
+    t1, s1 = scoring.stream_threshold(np.array([10.0]), seed, 0.5, 4)
+    t2, _ = scoring.stream_threshold(np.array([0.0, 0.0]), s1, 0.5, 4)
+    np.testing.assert_allclose(np.r_[t1, t2], taus)
+    assert scoring.stream_threshold(np.array([1.0]), [], 0.1, 8, fallback=7.0)[0][0] == 7.0
+    a = np.array([[0.0, 5.0, 3.0, 1.0], [2.0, 2.0, 9.0, 0.0]])
+    np.testing.assert_array_equal(scoring.window_stat(a, 0), [5.0, 9.0])
+    np.testing.assert_array_equal(scoring.window_stat(a, 1), [3.0, 2.0])  # count > 1 <=> 2nd largest > tau
+    for tau in (0.5, 2.5, 4.0):
+        np.testing.assert_array_equal(scoring.decide(scoring.count_over_tau(a, tau), 1), scoring.window_stat(a, 1) > tau)

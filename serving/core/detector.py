@@ -2,7 +2,9 @@
 
 Pipeline per window: robust scaling -> reconstruction (``mode``) -> e_t = |x_t - x'_t| -> per-point a_t
 -> (optional) relative to recent windows -> count of a_t > tau -> anomalous when count > delta,
-plus the top-3 channels by error share. Two per-point scores (``score``):
+plus the top-3 channels by error share. With ``stream_memory`` (channel_z; session 4) tau is per window:
+the (1 - ``stream_far``) quantile of the largest a_t of the windows seen before it (validation windows,
+then the stream's own), carried in the stream's history; ``tau`` stays the validation (POT) threshold. Two per-point scores (``score``):
 
 * ``mahalanobis`` (the paper; sessions 1-2): a_t = (e_t - mu)^T P (e_t - mu), optional global adaptation.
 * ``channel_z`` (session 3): per channel, (e - median) / robust scale of validation errors and, with
@@ -53,6 +55,9 @@ class LSTMEDDetector:
     level_init: list | None = None  # channel_z: levels of the last validation windows (stream warm start)
     top_k_channels: int = 3  # channel_z: a_t = mean of the k largest features
     score_transform: str = "none"  # channel_z: 'none' or 'log1p'
+    stream_memory: int = 0  # channel_z: > 0: per-window tau from the last k windows seen (scoring.stream_threshold)
+    stream_far: float = 0.1  # channel_z stream threshold: tau_i = the (1 - far) quantile of those windows' maxima
+    stream_init: list | None = None  # channel_z stream threshold: validation windows' maxima (the seed)
 
     def __getstate__(self):
         state = dict(self.__dict__)
@@ -112,7 +117,8 @@ class LSTMEDDetector:
     def score_windows(self, windows: np.ndarray, history: list | None = None) -> dict:
         """Score raw windows in time order. ``history`` carries recent-window levels between stream calls
         (returned under 'history': a list, or with ``adapt_guard`` a dict of three short lists; channel_z:
-        ``{"levels": [...], "adapt": ...}``); None starts fresh (channel_z: from the validation levels)."""
+        ``{"levels": [...], "adapt": ..., "seen": [...]}``); None starts fresh (channel_z: from validation).
+        Adds 'tau': the threshold each window was judged by (``self.tau`` unless ``stream_memory``)."""
         windows = np.asarray(windows, dtype=np.float32)
         if windows.ndim != 3 or windows.shape[2] != self.n_channels:
             raise ValueError(f"expected windows (N, L, {self.n_channels}), got {windows.shape}")
@@ -123,11 +129,12 @@ class LSTMEDDetector:
         (the bench feeds cached errors here). ``inputs``: the robust-scaled unclipped windows (``inputs()``),
         needed only by a channel_z detector with ``input_deviation``."""
         channel_z = getattr(self, "score", "mahalanobis") == "channel_z"
-        levels = None
+        levels, seen = None, None
         if channel_z:
             history = history if isinstance(history, dict) else None  # e.g. a session-2 list: start afresh
             feats, levels = self.features(err, inputs, None if history is None else history.get("levels"))
             a = scoring.top_k_mean(feats, self.top_k_channels, self.score_transform)
+            seen = self.stream_init if history is None or "seen" not in history else history["seen"]
             history = None if history is None else history.get("adapt")
         else:
             a = scoring.mahalanobis(err, self.mu, self.precision)
@@ -137,10 +144,14 @@ class LSTMEDDetector:
                                             self.adapt_guard)
         elif self.adapt_windows > 0:
             a, hist = scoring.adapt_recent(a, self.adapt_ref, history, self.adapt_windows)
-        counts = scoring.count_over_tau(a, self.tau)
+        taus = np.full(len(a), float(self.tau))
+        if channel_z and getattr(self, "stream_memory", 0) > 0:  # detectors pickled before: fixed tau
+            taus, seen = scoring.stream_threshold(scoring.window_stat(a, self.delta), seen, self.stream_far,
+                                                  self.stream_memory, fallback=self.tau)
+        counts = scoring.count_over_tau(a, taus[:, None])
         if channel_z:
-            shares = scoring.feature_shares(feats, self.n_channels, a > self.tau)
-            hist = {"levels": levels, "adapt": hist}
+            shares = scoring.feature_shares(feats, self.n_channels, a > taus[:, None])
+            hist = {"levels": levels, "adapt": hist, "seen": seen if self.stream_memory > 0 else []}
         else:
             shares = scoring.channel_shares(err, self.mu, self.error_sd, a > self.tau)
         return {
@@ -149,6 +160,7 @@ class LSTMEDDetector:
             "anomalous": scoring.decide(counts, self.delta),
             "max_score": a.max(axis=1) if len(a) else np.zeros(0),
             "top_channels": scoring.top_k(shares, 3),
+            "tau": taus,
             "history": hist,
         }
 

@@ -237,3 +237,34 @@ def feature_shares(feats: np.ndarray, n_channels: int, mask: np.ndarray | None =
     per = per.reshape(per.shape[0], -1, n_channels).sum(axis=1)
     tot = per.sum(axis=1, keepdims=True)
     return np.divide(per, tot, out=np.zeros_like(per), where=tot > 0)
+
+
+def stream_threshold(max_scores: np.ndarray, seen: list | None, far: float, memory: int,
+                     fallback: float = np.inf) -> tuple[np.ndarray, list]:
+    """A drift-aware window threshold in the spirit of SPOT/DSPOT (Siffer et al., KDD 2017): window i's tau_i
+    is the (1 - ``far``) quantile of the largest a_t of the windows the detector has seen before it: ``seen``
+    (seeded with validation windows at the scoring step, so the first windows get the validation threshold)
+    plus the stream's own earlier windows, the last ``memory`` of them. No labels: a stream whose normal
+    windows score higher than validation (or lower) moves its threshold with them; each window is judged
+    before it joins the memory. Flagged windows stay in it (dropping them would bias the quantile down,
+    a ratchet), so anomalies in more than ``far`` of the recent windows raise tau.
+
+    ``max_scores`` (N,) in time order (with a count rule ``delta`` > 0: each window's (delta+1)-th largest
+    a_t, see ``window_stat``) -> (tau_i (N,), updated ``seen``: at most ``memory`` builtin floats);
+    ``fallback`` is tau while nothing has been seen.
+    """
+    buf = [float(v) for v in (seen or [])][-memory:]
+    taus = np.empty(len(max_scores))
+    for i, m in enumerate(np.asarray(max_scores, dtype=np.float64)):
+        taus[i] = float(np.quantile(buf, 1.0 - far)) if buf else fallback
+        buf.append(float(m))
+        buf = buf[-memory:]
+    return taus, buf
+
+
+def window_stat(scores: np.ndarray, delta: float) -> np.ndarray:
+    """Per window, the value the decision rule turns on: count(a_t > tau) > delta exactly when the
+    (floor(delta)+1)-th largest a_t exceeds tau (the largest, for delta 0). (N, L) -> (N,)."""
+    a = np.asarray(scores, dtype=np.float64)
+    j = min(int(np.floor(delta)) + 1, a.shape[-1])
+    return np.partition(a, a.shape[-1] - j, axis=-1)[..., -j] if a.size else np.zeros(a.shape[:-1])

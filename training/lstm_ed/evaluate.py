@@ -11,21 +11,27 @@ from training.lstm_ed import calibrate
 
 def evaluate_modes(test_scores: np.ndarray, starts: np.ndarray, length: int, labels: np.ndarray,
                    unsup: tuple[float, float], labeled_frac: float = 0.3,
-                   top_channels=None, segments=None) -> dict:
+                   top_channels=None, segments=None, unsup_taus: np.ndarray | None = None) -> dict:
     """Metrics per mode. ``unsup`` = (tau, delta) fitted without labels. ``labeled`` tunes on the windows
     that start in the first ``labeled_frac`` of the test half and is scored on the windows after it
     (``unsupervised_rest`` scores the label-free thresholds on that same rest, for a fair comparison);
-    ``oracle`` tunes on all test labels (the paper's protocol)."""
+    ``oracle`` tunes on all test labels (the paper's protocol). ``unsup_taus`` (N,): the label-free rule's
+    per-window thresholds (the detector's stream threshold, its output 'tau'); labeled and oracle search
+    one fixed tau on the scores as they are."""
     labels = np.asarray(labels)
     n = len(labels)
     wl = window_labels(labels, starts, length)
     out = {}
 
-    def run(name, tau, delta, sel=slice(None), extra=None):
+    # a_t > tau_i  <=>  a_t - tau_i + tau > tau: the label-free rule as one fixed tau on shifted scores
+    unsup_scores = test_scores if unsup_taus is None else (
+        test_scores - (np.asarray(unsup_taus, dtype=np.float64) - unsup[0])[:, None])
+
+    def run(name, tau, delta, sel=slice(None), extra=None, scores=test_scores):
         sub_starts = starts[sel]
         offset = int(sub_starts[0]) if len(sub_starts) else 0
-        m = evaluate_windows(test_scores[sel], sub_starts - offset, length, labels[offset:], tau, delta)
-        flags = (test_scores[sel] > tau).sum(axis=1) > delta
+        m = evaluate_windows(scores[sel], sub_starts - offset, length, labels[offset:], tau, delta)
+        flags = (scores[sel] > tau).sum(axis=1) > delta
         if top_channels is not None and segments is not None:
             from training.data.smd import Segment
 
@@ -35,7 +41,7 @@ def evaluate_modes(test_scores: np.ndarray, starts: np.ndarray, length: int, lab
         m.update(tau=float(tau), delta=float(delta), **(extra or {}))
         out[name] = m
 
-    run("unsupervised", *unsup)
+    run("unsupervised", *unsup, scores=unsup_scores)
     cut = int(labeled_frac * n)
     cal = starts + length <= cut
     rest = starts >= cut
@@ -44,8 +50,8 @@ def evaluate_modes(test_scores: np.ndarray, starts: np.ndarray, length: int, lab
         run("labeled", tau, delta, rest, {"calibration_f1": f1_cal, "calibration_rows": cut})
     else:  # no anomaly in the calibration slice: nothing to tune on, keep the label-free thresholds
         run("labeled", *unsup, rest, {"calibration_f1": float("nan"), "calibration_rows": cut,
-                                       "note": "no labeled anomaly in calibration slice"})
-    run("unsupervised_rest", *unsup, rest)
+                                       "note": "no labeled anomaly in calibration slice"}, scores=unsup_scores)
+    run("unsupervised_rest", *unsup, rest, scores=unsup_scores)
     tau, delta, _ = calibrate.search(test_scores, wl, extra_taus=[unsup[0]])
     run("oracle", tau, delta)
     point = per_point_max(test_scores, starts, n)

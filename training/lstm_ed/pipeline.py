@@ -52,6 +52,8 @@ class TrainConfig:
     q: float = 0.99  # quantile: tau = this quantile of validation a_t
     far: float = 0.1  # window false-alarm rate on normal data (modelled for pot/pot_max, empirical for quantile;
     # pot_max: 10% of normal windows, session 2's pot: 1%)
+    stream_memory: int = 1024  # channel_z: tau per window, the (1 - far) quantile of the largest a_t of the last
+    # 1024 windows seen (validation's, then the stream's own; 0: the fixed validation tau). Session 4
     adapt_windows: int = 0  # a_t relative to the previous k windows' level (session 2: 32 with mahalanobis)
     adapt_guard: float = 0.5  # relative to unflagged windows unless over half were flagged (0: all windows)
     clip: float = 5.0
@@ -140,6 +142,11 @@ def build_detector(model, scaler: scoring.RobustScaler, train: np.ndarray, cfg: 
         val_scores, _ = scoring.adapt_recent(val_scores, ref, None,
                                              cfg.adapt_windows * max(1, cfg.step // cfg.train_step))
     tau, delta, how = calibrate.label_free(val_scores, cfg)
+    if cfg.score == "channel_z" and cfg.stream_memory > 0:
+        seed = stream_seed(val_scores, delta, cfg)
+        chz.update(stream_memory=cfg.stream_memory, stream_far=cfg.far, stream_init=seed[-cfg.stream_memory:].tolist())
+        how = {**how, "stream_memory": cfg.stream_memory, "stream_far": cfg.far,
+               "stream_seed_tau": float(np.quantile(seed, 1 - cfg.far))}
     calibration = {"method": cfg.calibration, "cov": cfg.cov, "shrinkage": chosen["shrinkage"],
                    "unscored_channels": [] if scored is None else np.flatnonzero(~scored).tolist(),
                    **{k: v for k, v in how.items() if k != "val_window_alarm_rate"}}
@@ -172,6 +179,15 @@ def build_detector(model, scaler: scoring.RobustScaler, train: np.ndarray, cfg: 
         "val_scores": val_scores,  # validation a_t as calibrated (re-calibration in the benches)
     }
     return det, info
+
+
+def stream_seed(val_scores: np.ndarray, delta: float, cfg: TrainConfig) -> np.ndarray:
+    """The stream threshold's seed: the decision statistic of the validation windows at the scoring step,
+    or of all (overlapping) validation windows when the step leaves fewer than 5 / far of them (a (1 - far)
+    quantile of fewer windows rests on under 5 exceedances, and the first stream windows would set it)."""
+    stat = scoring.window_stat(val_scores, delta)
+    at_step = stat[:: max(1, cfg.step // cfg.train_step)]
+    return at_step if len(at_step) >= 5 / cfg.far else stat
 
 
 def channel_z_fit(val_err: np.ndarray, scaler: scoring.RobustScaler, val_rows: np.ndarray, cfg: TrainConfig):
@@ -270,7 +286,7 @@ def train_machine(machine_id: str, train: np.ndarray, test: np.ndarray | None = 
         point_scores = per_point_max(out["scores"], out["starts"], len(test))
         if test_labels is not None:
             evaluation = evaluate_modes(out["scores"], out["starts"], det.length, test_labels, (det.tau, det.delta),
-                                        top_channels=out["top_channels"], segments=segments)
+                                        top_channels=out["top_channels"], segments=segments, unsup_taus=out["tau"])
             metrics.update(_flat_metrics(evaluation))
     names = det.channel_names
     example = pd.DataFrame(np.asarray(train[: det.length + det.step], dtype=np.float32), columns=names)
