@@ -47,3 +47,60 @@ def test_java_splitter_keys_lines_like_python(flink_stream_env):
         pytest.skip("no JDK: the Python splitter is used")
     java = series_block_splitter(flink_stream_env)
     assert [java.seriesKey(line) for line in TRICKY] == [series_key(line) for line in TRICKY]
+
+
+PARSE_CASES = [
+    "m-1,1700000000000,1.0,2.5,-3e2",  # plain: parsed in Java
+    "m-1,1700000000009,.5,5.,+7E-3",
+    "m-1,1700000000012,1,2,3\r",
+    "m-1,1700000000001,1.0,2.5",  # the rest is left to Python, which names the problem or takes the row
+    "m-1,1700000000002, 1.0,2,3",
+    "m-1,1700000000003,1,2,-9999",
+    "m-1,1700000000004,1,2,nan",
+    "m-1,1700000000005,1,2,1e400",
+    "m-1,1700000000006,1,2,3,4",
+    "m-1,1700000000007,0.1234567890123456789,2,3",
+    "m-1,1700000000008,1_0,2,3",
+    "m-1,170000000001,1,2,3",
+    "m-1, 1700000000011,1,2,3",
+    "",
+]
+
+
+def test_java_parsing_splitter_gives_python_rows_and_leaves_the_rest(flink_stream_env):
+    from flink_jobs.streaming.blocks import decode_block
+    from flink_jobs.streaming.ordered_files import _javac, series_block_splitter
+    from flink_jobs.streaming.records import parse_line
+
+    if _javac() is None:
+        pytest.skip("no JDK: the Python splitter is used")
+    java = series_block_splitter(flink_stream_env, 3, (-9999.0,), ())
+    parsed = decode_block(bytes(java.encode("\n".join(PARSE_CASES))), 3, now_ms=7)
+    assert len(parsed.ts) == 3 and [place for place, _ in parsed.raw] == list(range(3, len(PARSE_CASES)))
+    for line, got in zip(PARSE_CASES, parsed.in_order("m-1"), strict=True):
+        expected = parse_line(line, 3, None, 0, frozenset({-9999.0}), now_ms=7)
+        assert got == (line if isinstance(got, str) else expected)
+    allow = series_block_splitter(flink_stream_env, 3, (), ("other",))
+    assert len(decode_block(bytes(allow.encode(PARSE_CASES[0])), 3).ts) == 0  # not accepted: Python says why
+
+
+def test_windows_cut_from_arrays_equal_windows_cut_from_rows():
+    import numpy as np
+
+    from flink_jobs.streaming.blocks import ParsedRows
+    from flink_jobs.streaming.records import Row
+    from flink_jobs.streaming.windowing import cut, new_state
+
+    rows = [Row("s", 1000 * i, (i * 0.1, -i * 1.0), 5 + i) for i in range(47)]
+    st_rows, st_arrays, a, b = new_state(), new_state(), [], []
+    for lo, hi in ((0, 5), (5, 23), (23, 24), (24, 47)):
+        part = rows[lo:hi]
+        a += cut(st_rows, part, 10, 9)
+        b += cut(st_arrays, ParsedRows(np.array([r.ts for r in part]), np.array([r.values for r in part]),
+                                       np.array([r.ingest_ms for r in part]), []), 10, 9)
+    assert len(a) == len(b) == 5 and st_rows["index"] == st_arrays["index"] == 45
+    for (i1, t1, v1, g1), (i2, t2, v2, g2) in zip(a, b, strict=True):
+        assert i1 == i2 and g1 == g2 == 5 + i1 + 9
+        np.testing.assert_array_equal(t1, t2)
+        np.testing.assert_array_equal(v1, v2)
+        assert v1.dtype == np.float32

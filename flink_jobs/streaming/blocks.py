@@ -9,11 +9,52 @@ not once per line. A one-line record is a block of one line: a Kafka source need
 
 from __future__ import annotations
 
+import time
+from typing import NamedTuple
+
+import numpy as np
 from pyflink.common import Types
 
-from flink_jobs.streaming.records import series_key
+from flink_jobs.streaming.records import Row, series_key
 
 BLOCK = Types.TUPLE([Types.STRING(), Types.STRING()])
+
+
+class ParsedRows(NamedTuple):
+    """Rows of one series as arrays: ``ts`` (n,) epoch ms, ``values`` (n, C) float64, ``ingest`` (n,) ms;
+    ``raw``: ``(place in the block, line)`` of the lines left to Python's parser."""
+
+    ts: np.ndarray
+    values: np.ndarray
+    ingest: np.ndarray
+    raw: list
+
+    def in_order(self, series_id: str) -> list:
+        """Rows and raw lines in the block's read order (the row-by-row path)."""
+        out, k = [], 0
+        raw = dict(self.raw)
+        for place in range(len(self.ts) + len(self.raw)):
+            if place in raw:
+                out.append(raw[place])
+            else:
+                out.append(Row(series_id, int(self.ts[k]), tuple(self.values[k].tolist()), int(self.ingest[k])))
+                k += 1
+        return out
+
+
+def decode_block(block: bytes, n_values: int, now_ms: int | None = None) -> ParsedRows:
+    """The parsing splitter's bytes (layout in ``SeriesBlockSplitter.ParsedBlock``) -> ``ParsedRows``."""
+    n, m = np.frombuffer(block, dtype="<i4", count=2)
+    off, raw = 8, []
+    for _ in range(int(m)):
+        place, size = np.frombuffer(block, dtype="<i4", count=2, offset=off)
+        raw.append((int(place), bytes(block[off + 8 : off + 8 + int(size)]).decode("utf-8")))
+        off += 8 + int(size)
+    off += (8 - off % 8) % 8
+    ts = np.frombuffer(block, dtype="<i8", count=int(n), offset=off)
+    values = np.frombuffer(block, dtype="<f8", count=int(n) * n_values, offset=off + 8 * int(n))
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    return ParsedRows(ts, values.reshape(int(n), n_values), np.full(int(n), now, dtype=np.int64), raw)
 
 
 def split_by_series(record: str) -> list[tuple[str, str]]:
@@ -32,7 +73,7 @@ def lines_of(block) -> list[str]:
     return (block if isinstance(block, str) else block[1]).split("\n")
 
 
-def keyed_series_blocks(env, records, java: bool = True):
+def keyed_series_blocks(env, records, java: bool = True, parse: tuple | None = None):
     """``records`` (a DataStream of strings) -> KeyedStream of per-series blocks (``lines_of`` reads them;
     ``ctx.get_current_key()`` is the series id).
 
@@ -40,14 +81,15 @@ def keyed_series_blocks(env, records, java: bool = True):
     keyed operator in the order the source read them. ``java``: split with the Java twin
     (``SeriesBlockSplitter``) and key on the Java side, as PyFlink's own ``key_by`` does after its key
     step; without a JDK, or with ``java=False``, Python ``split_by_series`` + ``key_by`` (one more
-    Java-Python hand-over per block).
+    Java-Python hand-over per block). ``parse``: ``(n_values, nodata codes, accepted series)``: the Java
+    splitter also parses (``decode_block`` reads its blocks); the Python splitter ignores it.
     """
     parallelism = records._j_data_stream.getTransformation().getParallelism()
     splitter = None
     if java:
         from flink_jobs.streaming.ordered_files import series_block_splitter
 
-        splitter = series_block_splitter(env)
+        splitter = series_block_splitter(env, *(parse or ()))
     if splitter is None:
         blocks = records.flat_map(split_by_series, output_type=BLOCK).name("split-by-series")
         if parallelism > 0:
@@ -62,4 +104,5 @@ def keyed_series_blocks(env, records, java: bool = True):
     # what DataStream.key_by builds after its Python key step: Row(key, value) keyed on field 0, the
     # keyed operator then sees the value (the lines) alone
     j_keyed = j_blocks.keyBy(get_gateway().jvm.KeyByKeySelector(), Types.ROW([Types.STRING()]).get_java_type_info())
-    return KeyedStream(j_keyed, Types.STRING(), DataStream(j_blocks))
+    value_type = Types.PRIMITIVE_ARRAY(Types.BYTE()) if parse else Types.STRING()
+    return KeyedStream(j_keyed, value_type, DataStream(j_blocks))

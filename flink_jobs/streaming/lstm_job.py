@@ -31,8 +31,9 @@ def build(env, source=None, sink=None, cfg: StreamConfig | None = None):
     sink = sink or FileSinks(cfg.out_dir)
     lines = source.stream(env)
     # records (lines, or blocks of lines) are split per series next to the source (same parallelism,
-    # forward), so a series' lines keep the source's order; they stay strings until the keyed operator
-    alerts = (keyed_series_blocks(env, lines)
+    # forward), so a series' lines keep the source's order; the Java splitter also parses the common
+    # lines into arrays, the rest stay strings for the keyed operator's parser
+    alerts = (keyed_series_blocks(env, lines, parse=(cfg.n_values, cfg.nodata_codes, cfg.series))
               .process(OrderWindowScore(cfg), output_type=Types.STRING())
               .name("order-window-score").uid("order-window-score"))
     dead = alerts.get_side_output(DEAD)

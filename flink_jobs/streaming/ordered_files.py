@@ -108,10 +108,27 @@ def ordered_split_assigner(env):
     return None if j_class is None else FileSplitAssignerProvider(j_class.newInstance())
 
 
-def series_block_splitter(env):
-    """The Java ``FlatMapFunction`` twin of ``blocks.split_by_series``, or None (no JDK)."""
+def series_block_splitter(env, n_values: int = 0, nodata=(), series=()):
+    """The Java ``FlatMapFunction`` twin of ``blocks.split_by_series``, or None (no JDK). ``n_values`` > 0:
+    it also parses the common lines (``blocks.decode_block``)."""
+    from pyflink.java_gateway import get_gateway
+
     j_class = _java_class(env, "streamguard.SeriesBlockSplitter")
-    return None if j_class is None else j_class.newInstance()
+    if j_class is None:
+        return None
+    gateway = get_gateway()
+    jvm = gateway.jvm
+    codes = gateway.new_array(jvm.double, len(nodata))
+    for i, c in enumerate(nodata):
+        codes[i] = float(c)
+    ids = gateway.new_array(jvm.java.lang.String, len(series))
+    for i, sid in enumerate(series):
+        ids[i] = sid
+    types = gateway.new_array(jvm.java.lang.Class, 3)
+    types[0], types[1], types[2] = jvm.java.lang.Integer.TYPE, codes.getClass(), ids.getClass()
+    args = gateway.new_array(jvm.java.lang.Object, 3)
+    args[0], args[1], args[2] = int(n_values), codes, ids
+    return j_class.getConstructor(types).newInstance(args)
 
 
 def line_batch_format(env, max_lines: int):

@@ -20,13 +20,13 @@ from pyflink.common import Types
 from pyflink.datastream import KeyedProcessFunction
 from pyflink.datastream.state import ValueStateDescriptor
 
-from flink_jobs.streaming.blocks import lines_of
+from flink_jobs.streaming.blocks import ParsedRows
 from flink_jobs.streaming.common import DEAD, SCORES, Counters
 from flink_jobs.streaming.config import StreamConfig
 from flink_jobs.streaming.records import DeadLetter, LineParser, alert_json, dead_letter_json
 from flink_jobs.streaming.windowing import (
     END_OF_INPUT,
-    admit_lines,
+    admit_block,
     arm_end_of_input,
     cut,
     model_cache,
@@ -80,7 +80,7 @@ class OrderWindowScore(KeyedProcessFunction):
         ``batch_size``; what is left is scored at the end of the block, or (``max_wait_ms`` > 0) when
         ``batch_size`` are queued or the wait is over."""
         key = ctx.get_current_key()
-        st, released = yield from admit_lines(lines_of(block), self.parser, lambda: self._state(ctx),
+        st, released = yield from admit_block(block, key, self.cfg.n_values, self.parser, lambda: self._state(ctx),
                                               self.cfg.out_of_orderness_ms, self.counters)
         if st is None:
             return
@@ -116,15 +116,17 @@ class OrderWindowScore(KeyedProcessFunction):
 
     def _windows(self, key, st, rows):
         """Released rows -> the model's windows appended to the queue (or dead letters)."""
-        if not rows:
+        if not len(rows.ts if isinstance(rows, ParsedRows) else rows):
             return
         loaded = self.models.get(key)
         if loaded is None:
+            rows = rows.in_order(key) if isinstance(rows, ParsedRows) else rows
             yield from no_model_dead_letters(self.models, self.counters, self.cfg.family, key, rows, "window")
             return
         det = loaded.detector
-        if det.n_channels != len(rows[0].values):
-            for r in rows:
+        width = rows.values.shape[1] if isinstance(rows, ParsedRows) else len(rows[0].values)
+        if det.n_channels != width:
+            for r in (rows.in_order(key) if isinstance(rows, ParsedRows) else rows):
                 self.counters.dead("window_shape")
                 yield DEAD, dead_letter_json(
                     row_dead_letter(r, "window_shape", f"model has {det.n_channels} channels"), "window")

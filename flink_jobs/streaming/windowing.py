@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from flink_jobs.streaming.blocks import ParsedRows, decode_block, lines_of
 from flink_jobs.streaming.common import DEAD, Counters
 from flink_jobs.streaming.config import StreamConfig
 from flink_jobs.streaming.models import ModelCache, registry_name
@@ -71,12 +72,13 @@ def admit(state: dict, row: Row, bound_ms: int, counters: Counters) -> tuple[lis
 def admit_lines(lines, parser, get_state, bound_ms: int, counters: Counters):
     """Parse, order and de-dup one block of a series' lines (the keyed operators of both jobs).
 
-    Yields ``(DEAD, json)`` dead letters; returns ``(state, released rows in time order)``, the state
-    from ``get_state()`` (called at the first valid row, so a block of bad lines creates none) or None.
+    ``lines``: strings, or Rows already parsed (the parsing splitter's), in read order. Yields
+    ``(DEAD, json)`` dead letters; returns ``(state, released rows in time order)``, the state from
+    ``get_state()`` (called at the first valid row, so a block of bad lines creates none) or None.
     """
     st, released = None, []
     for line in lines:
-        row = parser(line)
+        row = parser(line) if isinstance(line, str) else line
         if isinstance(row, str):  # dead letter JSON
             yield DEAD, row
             continue
@@ -88,6 +90,25 @@ def admit_lines(lines, parser, get_state, bound_ms: int, counters: Counters):
         elif late:
             yield DEAD, late
     return st, released
+
+
+def admit_block(block, key: str, n_values: int, parser, get_state, bound_ms: int, counters: Counters):
+    """``admit_lines`` for a keyed operator's input element: a block of lines (str), or the parsing
+    splitter's bytes (``blocks.decode_block``). A parsed block that is in time order, after the series'
+    newest released row, with nothing held back (the common case, ``bound_ms`` 0) is released whole as
+    ``ParsedRows`` arrays, with no Python object per row; anything else takes the row-by-row path."""
+    if isinstance(block, str | tuple):
+        return (yield from admit_lines(lines_of(block), parser, get_state, bound_ms, counters))
+    rows = decode_block(block, n_values)
+    if not rows.raw and len(rows.ts) and bound_ms <= 0:
+        st = get_state()
+        o = st["order"]
+        if not o["pending"] and (o["last"] is None or rows.ts[0] > o["last"]) and (
+                len(rows.ts) == 1 or bool((rows.ts[1:] > rows.ts[:-1]).all())):
+            o["max"] = o["last"] = int(rows.ts[-1])
+            _remember_many(o["recent"], rows.ts)
+            return st, rows
+    return (yield from admit_lines(rows.in_order(key), parser, get_state, bound_ms, counters))
 
 
 def release(state: dict, upto: int) -> list[Row]:
@@ -108,18 +129,48 @@ def _remember(recent: list, stamps: list) -> None:
         del recent[:-64]
 
 
-def cut(state: dict, rows: list[Row], length: int, step: int) -> list[tuple]:
-    """Append released rows; return every full window as (first_index, ts (L,), values (L, C), ingest_ms)."""
+def _remember_many(recent: list, stamps: np.ndarray) -> None:
+    """``_remember`` of each stamp in turn (the list keeps the same 64 to 128 newest), in one step."""
+    total = len(recent) + len(stamps)
+    keep = total if total <= 128 else 64 + (total - 129) % 65
+    tail = stamps[-keep:].tolist()
+    recent[:] = (recent[len(recent) - (keep - len(tail)):] if keep > len(tail) else []) + tail
+
+
+def _as_arrays(rows) -> ParsedRows:
+    if isinstance(rows, ParsedRows):
+        return rows
+    return ParsedRows(np.fromiter((r.ts for r in rows), dtype=np.int64, count=len(rows)),
+                      np.asarray([r.values for r in rows], dtype=np.float64).reshape(len(rows), -1),
+                      np.fromiter((r.ingest_ms for r in rows), dtype=np.int64, count=len(rows)), [])
+
+
+def cut(state: dict, rows, length: int, step: int) -> list[tuple]:
+    """Append released rows (Rows or ``ParsedRows``); return every full window as
+    (first_index, ts (L,), values (L, C) float32, ingest_ms). ``buf`` holds the rows not yet past a
+    window as arrays ``(ts, values, ingest)`` (a list of row tuples in states written before)."""
     buf = state["buf"]
-    buf.extend((r.ts, r.values, r.ingest_ms) for r in rows)
-    out = []
-    while len(buf) >= length:
-        win = buf[:length]
-        ts = np.fromiter((w[0] for w in win), dtype=np.int64, count=length)
-        values = np.asarray([w[1] for w in win], dtype=np.float32)
-        out.append((state["index"], ts, values, max(w[2] for w in win)))
-        del buf[:step]
+    if isinstance(buf, list):
+        buf = _as_arrays([Row("", t, v, i) for t, v, i in buf]) if buf else None
+        buf = None if buf is None else (buf.ts, buf.values, buf.ingest)
+    new = _as_arrays(rows) if len(rows.ts if isinstance(rows, ParsedRows) else rows) else None
+    if buf is None and new is None:
+        return []
+    if buf is None:
+        ts, values, ingest = new.ts, new.values, new.ingest
+    elif new is None:
+        ts, values, ingest = buf
+    else:
+        ts, values, ingest = (np.concatenate([buf[0], new.ts]), np.concatenate([buf[1], new.values]),
+                              np.concatenate([buf[2], new.ingest]))
+    out, start = [], 0
+    while len(ts) - start >= length:
+        end = start + length
+        out.append((state["index"], ts[start:end].copy(), values[start:end].astype(np.float32),
+                    int(ingest[start:end].max())))
+        start += step
         state["index"] += step
+    state["buf"] = (ts[start:].copy(), values[start:].copy(), ingest[start:].copy()) if len(ts) > start else []
     return out
 
 

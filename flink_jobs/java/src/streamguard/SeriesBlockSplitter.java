@@ -1,7 +1,15 @@
 package streamguard;
 
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
+import java.util.Set;
 
 import org.apache.flink.api.common.functions.FlatMapFunction;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
@@ -23,6 +31,12 @@ import org.apache.flink.util.Collector;
  * The series id rule is {@code records.py:series_key}: the first CSV field, stripped; for a JSON line
  * its {@code series_id} / {@code machine_id} / {@code sensor_id}; "" for a line that cannot be keyed
  * (the keyed operator dead-letters it, naming the problem).
+ *
+ * <p>With {@code nValues > 0} (the parsing splitter) each series' block is parsed here and sent as bytes
+ * ({@link ParsedBlock}): the lines that take {@code records.py:_parse_fast}'s common case (CSV, a 13-digit
+ * epoch-ms timestamp, plain finite numbers, an accepted series id) as timestamps and doubles, every other
+ * line as its raw text with its place in the block, for Python's full parser to accept or dead-letter. So
+ * Python never splits or converts the common line, and what this side does not take is judged as before.
  */
 public final class SeriesBlockSplitter implements FlatMapFunction<String, Row>, ResultTypeQueryable<Row> {
     private static final long serialVersionUID = 1L;
@@ -30,8 +44,27 @@ public final class SeriesBlockSplitter implements FlatMapFunction<String, Row>, 
     private static final String[] TS_FIELDS = {"timestamp", "ts"};
     private transient ObjectMapper json;
 
+    private final int nValues; // 0: blocks of lines (strings); > 0: parsed blocks (bytes)
+    private final double[] nodata;
+    private final String[] allowed; // accepted series ids; empty: any valid id
+    private transient Set<String> allowedSet;
+
+    public SeriesBlockSplitter() {
+        this(0, new double[0], new String[0]);
+    }
+
+    public SeriesBlockSplitter(int nValues, double[] nodata, String[] allowed) {
+        this.nValues = nValues;
+        this.nodata = nodata.clone();
+        this.allowed = allowed.clone();
+    }
+
     @Override
     public void flatMap(String record, Collector<Row> out) {
+        if (nValues > 0) {
+            parsed(record, out);
+            return;
+        }
         if (record.indexOf('\n') < 0) {
             out.collect(Row.of(seriesKey(record), record));
             return;
@@ -49,6 +82,208 @@ public final class SeriesBlockSplitter implements FlatMapFunction<String, Row>, 
         for (Map.Entry<String, StringBuilder> e : groups.entrySet()) {
             out.collect(Row.of(e.getKey(), e.getValue().toString()));
         }
+    }
+
+    private void parsed(String record, Collector<Row> out) {
+        Map<String, ParsedBlock> groups = new LinkedHashMap<>();
+        for (String line : record.split("\n", -1)) {
+            String key = seriesKey(line);
+            ParsedBlock block = groups.get(key);
+            if (block == null) {
+                block = new ParsedBlock(nValues);
+                groups.put(key, block);
+            }
+            if (!block.addFast(line, key, this)) {
+                block.addRaw(line);
+            }
+        }
+        for (Map.Entry<String, ParsedBlock> e : groups.entrySet()) {
+            out.collect(Row.of(e.getKey(), e.getValue().toBytes()));
+        }
+    }
+
+    /** Test hook: the bytes the parsing splitter sends for one series' lines ('\n'-joined). */
+    public byte[] encode(String lines) {
+        ParsedBlock block = new ParsedBlock(nValues);
+        for (String line : lines.split("\n", -1)) {
+            if (!block.addFast(line, seriesKey(line), this)) {
+                block.addRaw(line);
+            }
+        }
+        return block.toBytes();
+    }
+
+    boolean accepts(String sid) {
+        if (allowed.length == 0) {
+            return true;
+        }
+        if (allowedSet == null) {
+            allowedSet = new HashSet<>(Arrays.asList(allowed));
+        }
+        return allowedSet.contains(sid);
+    }
+
+    boolean isNodata(double v) {
+        for (double code : nodata) {
+            if (v == code) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /**
+     * One series' parsed lines. Layout (little-endian): int32 fast rows n, int32 raw lines m; m times
+     * (int32 place in the block, int32 byte length, UTF-8 bytes); zero padding to a multiple of 8; n int64
+     * timestamps; n * nValues float64 values, row by row.
+     */
+    static final class ParsedBlock {
+        private final int nValues;
+        private long[] ts = new long[64];
+        private double[] values;
+        private int n;
+        private int seen;
+        private final List<int[]> rawPlaces = new ArrayList<>();
+        private final List<byte[]> raw = new ArrayList<>();
+        private int rawBytes;
+
+        ParsedBlock(int nValues) {
+            this.nValues = nValues;
+            this.values = new double[64 * nValues];
+        }
+
+        void addRaw(String line) {
+            byte[] b = line.getBytes(StandardCharsets.UTF_8);
+            rawPlaces.add(new int[] {seen++, b.length});
+            raw.add(b);
+            rawBytes += 8 + b.length;
+        }
+
+        /** The common case of {@code records.py:_parse_fast}, stricter: false leaves the line to Python. */
+        boolean addFast(String line, String key, SeriesBlockSplitter cfg) {
+            int end = line.length();
+            while (end > 0 && (line.charAt(end - 1) == '\r' || line.charAt(end - 1) == '\n')) {
+                end--;
+            }
+            if (end == 0 || line.charAt(0) == '{' || !validId(key) || !cfg.accepts(key)) {
+                return false;
+            }
+            int first = line.indexOf(',');
+            int second = first < 0 ? -1 : line.indexOf(',', first + 1);
+            if (second < 0) {
+                return false;
+            }
+            if (!line.substring(0, first).equals(key) || second - first - 1 != 13) {
+                return false; // no blanks around the id (validId has none), exactly 13 timestamp digits
+            }
+            long stamp = 0;
+            for (int i = first + 1; i < second; i++) {
+                char c = line.charAt(i);
+                if (c < '0' || c > '9') {
+                    return false;
+                }
+                stamp = stamp * 10 + (c - '0');
+            }
+            if (n == ts.length) {
+                ts = Arrays.copyOf(ts, 2 * n);
+                values = Arrays.copyOf(values, 2 * n * nValues);
+            }
+            int base = n * nValues;
+            int start = second + 1;
+            for (int k = 0; k < nValues; k++) {
+                int stop = k == nValues - 1 ? end : line.indexOf(',', start); // a surplus ',' fails plainNumber
+                if (stop < 0 || stop > end || !plainNumber(line, start, stop)) {
+                    return false;
+                }
+                double v = Double.parseDouble(line.substring(start, stop));
+                if (Double.isInfinite(v) || Double.isNaN(v) || cfg.isNodata(v)) {
+                    return false;
+                }
+                values[base + k] = v;
+                start = stop + 1;
+            }
+            ts[n++] = stamp;
+            seen++;
+            return true;
+        }
+
+        byte[] toBytes() {
+            int head = 8 + rawBytes;
+            int pad = (8 - head % 8) % 8;
+            ByteBuffer buf = ByteBuffer.allocate(head + pad + 8 * n + 8 * n * nValues).order(ByteOrder.LITTLE_ENDIAN);
+            buf.putInt(n).putInt(raw.size());
+            for (int i = 0; i < raw.size(); i++) {
+                buf.putInt(rawPlaces.get(i)[0]).putInt(rawPlaces.get(i)[1]).put(raw.get(i));
+            }
+            buf.position(head + pad);
+            for (int i = 0; i < n; i++) {
+                buf.putLong(ts[i]);
+            }
+            for (int i = 0; i < n * nValues; i++) {
+                buf.putDouble(values[i]);
+            }
+            return buf.array();
+        }
+    }
+
+    /** {@code records.py:_SERIES}: a letter or digit, then up to 127 of letters, digits, '_', '.', '-', '/'. */
+    static boolean validId(String s) {
+        if (s.isEmpty() || s.length() > 128 || !asciiAlnum(s.charAt(0))) {
+            return false;
+        }
+        for (int i = 1; i < s.length(); i++) {
+            char c = s.charAt(i);
+            if (!asciiAlnum(c) && c != '_' && c != '.' && c != '-' && c != '/') {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    private static boolean asciiAlnum(char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+    }
+
+    /**
+     * [+-]?(digits[.digits?] | .digits)([eE][+-]?d{1,2})? with at most 15 mantissa digits: Python's
+     * float() and Java's parseDouble give the same double for these (JDK 17's parser can misround some
+     * longer inputs by one ulp, fixed in JDK 19), so longer numbers are left to Python.
+     */
+    static boolean plainNumber(String s, int from, int to) {
+        int i = from;
+        if (i < to && (s.charAt(i) == '+' || s.charAt(i) == '-')) {
+            i++;
+        }
+        int mant = 0;
+        while (i < to && s.charAt(i) >= '0' && s.charAt(i) <= '9') {
+            i++;
+            mant++;
+        }
+        if (i < to && s.charAt(i) == '.') {
+            i++;
+            while (i < to && s.charAt(i) >= '0' && s.charAt(i) <= '9') {
+                i++;
+                mant++;
+            }
+        }
+        if (mant == 0 || mant > 15) {
+            return false;
+        }
+        if (i < to && (s.charAt(i) == 'e' || s.charAt(i) == 'E')) {
+            i++;
+            if (i < to && (s.charAt(i) == '+' || s.charAt(i) == '-')) {
+                i++;
+            }
+            int exp = 0;
+            while (i < to && s.charAt(i) >= '0' && s.charAt(i) <= '9') {
+                i++;
+                exp++;
+            }
+            if (exp == 0 || exp > 2) {
+                return false;
+            }
+        }
+        return i == to;
     }
 
     public String seriesKey(String line) {
@@ -122,6 +357,6 @@ public final class SeriesBlockSplitter implements FlatMapFunction<String, Row>, 
 
     @Override
     public TypeInformation<Row> getProducedType() {
-        return Types.ROW(Types.STRING, Types.STRING);
+        return nValues > 0 ? Types.ROW(Types.STRING, Types.PRIMITIVE_ARRAY(Types.BYTE)) : Types.ROW(Types.STRING, Types.STRING);
     }
 }
