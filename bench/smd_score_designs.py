@@ -39,6 +39,7 @@ ABLATION = {  # reconstruction errors switched off: what the input deviation alo
     "input_only (no LSTM error), level32, log1p": CHZ | dict(input_deviation=True, level_windows=32,
                                                            score_transform="log1p"),
 }
+BASELINE = "baseline: "  # rows of the simple baselines: same level removal, each calibration, LOMO over these
 CALIBRATIONS = {  # name -> TrainConfig overrides; '+ stream': tau per window (scoring.stream_threshold, channel_z)
     "pot risk1% far1%": dict(calibration="pot", risk=1e-2, far=1e-2, stream_memory=0),
     "pot risk1% far5%": dict(calibration="pot", risk=1e-2, far=5e-2, stream_memory=0),
@@ -54,12 +55,11 @@ CALIBRATIONS = {  # name -> TrainConfig overrides; '+ stream': tau per window (s
 def machine_grid(folder, machine: str, cache: Path, mode: str = "teacher") -> dict:
     """{(design, calibration): evaluate_modes result} for one machine."""
     from bench.smd_cache import load_any
-    from bench.smd_table2 import _cached_lstm
-    from serving.core.scoring import window_stat
+    from bench.smd_table2 import _baselines, _cached_lstm, calibrated_windows
     from serving.core.windows import sliding_windows, window_starts
     from training.lstm_ed import calibrate
     from training.lstm_ed.evaluate import evaluate_modes
-    from training.lstm_ed.pipeline import TrainConfig
+    from training.lstm_ed.pipeline import TrainConfig, stream_seed
 
     m = load_any(folder, machine)
     starts = window_starts(len(m.test), 100, 90)
@@ -87,13 +87,19 @@ def machine_grid(folder, machine: str, cache: Path, mode: str = "teacher") -> di
             if cover["stream_memory"] and cfg.score != "channel_z":
                 continue  # the stream threshold is a channel_z detector's
             tau, delta, _ = calibrate.label_free(info["val_scores"], replace(cfg, **cover))
-            seed = window_stat(info["val_scores"][:: max(1, cfg.step // info["val_step"])], delta)
+            seed = stream_seed(info["val_scores"], delta, replace(cfg, train_step=info["val_step"], **cover))
             d2 = replace(det, tau=tau, delta=delta, stream_memory=cover["stream_memory"], stream_far=cover["far"],
                          stream_init=seed[-cover["stream_memory"]:].tolist() if cover["stream_memory"] else None)
             d2._model = getattr(det, "_model", None)
             res = d2.score_errors(test_err, inputs=inputs)
             ev = evaluate_modes(res["scores"], starts, det.length, m.test_labels, (tau, delta), unsup_taus=res["tau"])
             out[(dname, cname)] = {k: ev[k]["f1"] for k in MODES} | {"roc_auc": ev["auc"]["roc_auc"]}
+    base_cfg = replace(TrainConfig(), **DESIGNS["chz err+input, level32, log1p"])  # the level removal of table 2
+    for bname, (val_pts, test_pts, _) in _baselines(m, base_cfg, cache).items():
+        for cname, cover in CALIBRATIONS.items():
+            tst, bstarts, unsup, taus = calibrated_windows(val_pts, test_pts, replace(base_cfg, **cover), info["val_step"])
+            ev = evaluate_modes(tst, bstarts, base_cfg.length, m.test_labels, unsup, unsup_taus=taus)
+            out[(BASELINE + bname, cname)] = {k: ev[k]["f1"] for k in MODES} | {"roc_auc": ev["auc"]["roc_auc"]}
     return out
 
 
@@ -146,12 +152,24 @@ def main(argv=None) -> None:
                          "all_machine_best": float(f1.mean(axis=0)[best]), "all_machine_best_config": list(keys[cands[best]])}
         lines.append(f"| {mode} | {np.mean(vals):.3f} | {f1.mean(axis=0)[best]:.3f} ({' / '.join(keys[cands[best]])}) | "
                      + "; ".join(picked) + " |")
+    base_names, base_lomo = sorted({k[0] for k in keys if k[0].startswith(BASELINE)}), {}
+    if base_names:
+        lines += ["", "The baselines under the same protocol (their per-point score, the same level removal, LOMO over "
+                  "the same calibrations), per mode:", "", "| baseline | " + " | ".join(MODES) + " |", "|---|---|---|---|"]
+    for bname in base_names:
+        idx = [i for i, k in enumerate(keys) if k[0] == bname]
+        row = {}
+        for mode in MODES:
+            vals, _ = lomo(np.array([[grid[m][keys[i]][mode] for i in idx] for m in machines]))
+            row[mode] = float(np.mean(vals))
+        base_lomo[bname[len(BASELINE):]] = row
+        lines.append(f"| {bname[len(BASELINE):]} | " + " | ".join(f"{row[md]:.3f}" for md in MODES) + " |")
     md = "\n".join(lines) + "\n"
     out = Path(a.out)
     out.with_suffix(".md").write_text(md)
     out.with_suffix(".json").write_text(json.dumps({
         "machines": machines, "designs": DESIGNS, "ablation": ABLATION, "calibrations": CALIBRATIONS,
-        "f1": {m: {" | ".join(k): v for k, v in g.items()} for m, g in grid.items()}, "lomo": summary,
+        "f1": {m: {" | ".join(k): v for k, v in g.items()} for m, g in grid.items()}, "lomo": summary, "baseline_lomo": base_lomo,
         "cpu_count": os.cpu_count(), "loadavg_start": load0, "loadavg_end": os.getloadavg(),
         "seconds": time.perf_counter() - t0}, indent=1))
     print(md)

@@ -68,7 +68,11 @@ def calibrated_windows(val_pts, test_pts, cfg, val_step):
         tst, _ = scoring.adapt_recent(tst, ref, None, cfg.adapt_windows)
     taus = np.full(len(tst), tau)
     if cfg.score == "channel_z" and cfg.stream_memory > 0:  # the detector's per-window stream threshold
-        seed = scoring.window_stat(val[:: max(1, cfg.step // val_step)], delta)[-cfg.stream_memory:]
+        from dataclasses import replace
+
+        from training.lstm_ed.pipeline import stream_seed
+
+        seed = stream_seed(val, delta, replace(cfg, train_step=val_step))[-cfg.stream_memory:]
         taus, _ = scoring.stream_threshold(scoring.window_stat(tst, delta), seed.tolist(), cfg.far, cfg.stream_memory, tau)
     return tst, window_starts(len(test_pts), cfg.length, cfg.step), (tau, delta), taus
 
@@ -211,6 +215,12 @@ def _side_results(machines: list[str]) -> list[str]:
         for mode, v in d["lomo"].items():
             out.append(f"| {mode} | **{v['lomo_mean']:.3f}** | "
                        + " | ".join(f"{v['lomo_per_machine'][m]:.3f}" for m in d["machines"]) + " |")
+        if d.get("baseline_lomo"):
+            out += ["", "The baselines under the same protocol (same level removal; each machine calibrated with the "
+                    "calibration best on the other machines, from the same candidates), mean window F1:", "",
+                    "| baseline | " + " | ".join(f"LOMO {md}" for md in MODES) + " |", "|---|---|---|---|"]
+            out += [f"| {name} | " + " | ".join(f"{row[md]:.3f}" for md in MODES) + " |"
+                    for name, row in d["baseline_lomo"].items()]
         lab = d["lomo"].get("labeled")
         if lab:
             beat = sum(lab["lomo_per_machine"][m] > PAPER[m.replace("machine-", "")][2] for m in d["machines"])
