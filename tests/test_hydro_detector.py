@@ -245,3 +245,23 @@ def test_alert_stays_open_over_short_gaps():
     assert runs(out["anomalous"]).tolist() == [[100, 114]]
     assert (out["reasons"][[101, 113]] == R_HANG).all() and out["reasons"][105] != R_HANG
     assert runs(det.variant(merge_gap=0).score_series(x, ts)["anomalous"]).tolist() == [[100, 101], [105, 106]]
+
+
+def test_a_steep_ramp_is_followed_not_held_while_a_step_stays_flagged():
+    rng = np.random.default_rng(4)
+    # two well-separated level states (10 and 20, switching every 100 points): crossing between them is rare
+    hist = np.repeat([10.0, 20.0] * 3, 100) + rng.normal(0, 0.05, 600)
+    det = fit_detector(hist, np.arange(600) * 900_000, order=(0, 1, 0), change_threshold=2.0, k_range=(2,))
+    assert det.onset_step  # on by default
+    x = 10 + rng.normal(0, 0.05, 400)
+    x[60:120] += 6.0  # a 6 cm step: a shifted block
+    x[250:260] += np.arange(1, 11) * 1.5  # a flood's rising limb: 1.5 cm per step (each under 2 cm) ...
+    x[260:350] += 15.0 * np.exp(-np.arange(90) / 40)  # ... and its recession
+    ts = np.arange(400) * 900_000
+    out = det.score_series(x, ts)
+    off = det.variant(onset_step=False).score_series(x, ts)
+    assert out["verified"][250:260].any()  # the limb crosses into the rare upper state: verified once
+    # held at its start, the limb is judged as one growing jump and starts an excursion
+    assert off["anomalous"][250:350].sum() > 20
+    assert out["anomalous"][250:350].sum() <= 3
+    assert out["anomalous"][60:120].all() and off["anomalous"][60:120].all()

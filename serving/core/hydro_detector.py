@@ -28,6 +28,10 @@ Per point (``update``):
      points once the rough-block rule is off (a real step change is flagged for a day at most);
    - *return*: a value back inside the envelope after flagged points (or from outside it) is not verified:
      the jump that ends an anomaly is not a new one;
+   - *step onset* (``onset_step``, on): only a verified point whose raw jump is at least the change threshold
+     starts an excursion or a hold; a departure that begins as a steep ramp (a flood's rising limb, each
+     step under the threshold, verified once where it crosses into a rare state) is followed, not held at
+     its start (held, the limb is judged as one growing jump against the level before it, step after step);
    - *undo* (``undo_points``): a jump opposite to a verified jump (|jump| >= ``change_threshold``) of the last
      ``undo_points`` points and 0.5-2 times its size ends that anomaly: it is not verified, and an excursion
      the anomaly froze must start again (the river may have risen during a dropout, so the reading comes
@@ -98,6 +102,7 @@ class HydroDetector:
     recurrence_days: int = 0  # n > 0: a jump like one 1..n days earlier at the same time of day is not verified
     return_anchor: bool = True  # a jump back to the older baseline level, from away from it, is not verified
     undo_points: int = 192  # n > 0: a jump undoing a verified jump of the last n points ends that anomaly
+    onset_step: bool = True  # only a verified step (raw jump >= the change threshold) starts an excursion or a hold
     lone_jump: float = 0.0  # f > 0: a lone verified point is emitted only if its jump is >= f * threshold
     merge_gap: int = 0  # n > 0: an alert stays open n points after its last flagged point (one alert per incident)
     use_markov: bool = True
@@ -265,7 +270,8 @@ class HydroDetector:
                 verified = verified and not recurrent
             if self.excursion_onset and s["exc_len"] == 0:
                 # leaving the envelope smoothly (a flood's rising limb) is not an anomaly by itself
-                excursion = excursion and bool(verified or in_block or stuck)
+                step = verified and (not self.onset_step or abs(value - s["last_raw"]) >= thr)
+                excursion = excursion and bool(step or in_block or stuck)
             if undone:
                 # the anomaly that froze the baseline ended; a level still outside it (the river rose during a
                 # dropout) needs a new onset
@@ -290,6 +296,7 @@ class HydroDetector:
             s.update(cand_bits=bits, in_block=in_block, flat_run=flat, exc_len=exc_len, recent=recent, base=base,
                      base_sorted=base_sorted, dx=dxs, rbase=rbase, rbase_sorted=rbase_sorted, last_env=env,
                      jumps=jumps, vjump=vjump)
+        raw_jump = value - s["last_raw"]
         s["last_raw"] = value
         if self.local_sigma_points:
             # every point counts (the median tolerates spikes); keeping only unflagged ones would freeze the
@@ -309,7 +316,12 @@ class HydroDetector:
                 s["hang"] = self.merge_gap
             elif hang > 0:
                 emitted, reasons, s["hang"] = True, R_HANG, hang - 1
-        use = f if (flagged and s["streak"] <= self.hold) else value
+        ramp_rule = self.use_rules and self.onset_step
+        if ramp_rule and s["streak"] == 1:
+            # a departure that began as a ramp (a flood's rising limb) is followed, not held at its start
+            s["stepped"] = abs(raw_jump) >= thr
+        held = flagged and s["streak"] <= self.hold and (not ramp_rule or s.get("stepped", True))
+        use = f if held else value
         s["arima"] = self._inc.step(s["arima"], use, f if self.mode == "incremental" else None)
         if self.mode == "refit":
             s["window"] = (s["window"] + (use,))[-self.window :]
