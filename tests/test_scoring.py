@@ -163,7 +163,7 @@ def test_stream_threshold_hand_computed_memory_and_window_stat():
     taus, seen = scoring.stream_threshold(np.array([10.0, 0.0, 0.0]), seed, far=0.5, memory=4)
     # window 0: median of the seed; each window is judged before it joins; the memory keeps the last 4
     np.testing.assert_allclose(taus, [2.5, 3.5, 3.5])
-    assert seen == [3.0, 10.0, 0.0, 0.0]
+    assert seen == [4.0, 10.0, 0.0, 0.0]
     # carried in two calls: the same thresholds
     t1, s1 = scoring.stream_threshold(np.array([10.0]), seed, 0.5, 4)
     t2, _ = scoring.stream_threshold(np.array([0.0, 0.0]), s1, 0.5, 4)
