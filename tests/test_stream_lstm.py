@@ -119,6 +119,7 @@ def test_stream_equals_batch_scoring(model, clean_run):
     np.testing.assert_allclose([s["score"] for s in scores], batch["max_score"], rtol=1e-5, atol=1e-5)
     assert [s["count_over_tau"] for s in scores] == list(batch["count_over_tau"])
     assert [s["anomalous"] for s in scores] == list(batch["anomalous"])
+    np.testing.assert_allclose([s["threshold"] for s in scores], batch["tau"], rtol=1e-6)  # per-window tau
     assert [[c["channel"] for c in s["top_channels"]] for s in scores] == \
         [[c for c, _ in top] for top in batch["top_channels"]]
     assert len(alerts) == int(batch["anomalous"].sum())

@@ -160,11 +160,12 @@ class OrderWindowScore(KeyedProcessFunction):
                 yield DEAD, window_dead_letter(w, "model_error", f"{type(exc).__name__}: {str(exc)[:160]}")
             return
         names = list(getattr(det, "channel_names", []) or [])
+        taus = out.get("tau", np.full(len(queue), float(det.tau)))  # the threshold each window was judged by
         for i, (series_id, first, ts, _values, ingest) in enumerate(queue):
             anomalous = bool(out["anomalous"][i])
             top = [(int(c), float(s)) for c, s in out["top_channels"][i]]
             rec = alert_json(
-                series_id, ts[0], ts[-1], anomalous, float(out["max_score"][i]), float(det.tau),
+                series_id, ts[0], ts[-1], anomalous, float(out["max_score"][i]), float(taus[i]),
                 int(out["count_over_tau"][i]), float(det.delta), top, loaded.name, loaded.version, ingest,
                 row_index=int(first), channel_names=[names[c] for c, _ in top] if names else [],
             )
