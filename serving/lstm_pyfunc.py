@@ -14,7 +14,7 @@ import pandas as pd
 
 from serving.core.detector import LSTMEDDetector
 
-OUTPUT_COLUMNS = ["window_start", "window_end", "count_over_tau", "anomalous", "max_score", "top_channels"]
+OUTPUT_COLUMNS = ["window_start", "window_end", "count_over_tau", "anomalous", "max_score", "tau", "top_channels"]
 
 
 class LSTMEDPyfunc(mlflow.pyfunc.PythonModel):
@@ -41,6 +41,8 @@ class LSTMEDPyfunc(mlflow.pyfunc.PythonModel):
             "count_over_tau": out["count_over_tau"].astype(np.int64),
             "anomalous": out["anomalous"].astype(bool),
             "max_score": out["max_score"].astype(np.float64),
+            # the threshold the window was judged by (the stream threshold moves with the windows of this call)
+            "tau": np.asarray(out.get("tau", np.full(len(starts), self.detector.tau)), dtype=np.float64),
             "top_channels": [json.dumps([{"channel": names[c], "index": c, "share": round(s, 6)} for c, s in top])
                              for top in out["top_channels"]],
         }, columns=OUTPUT_COLUMNS)

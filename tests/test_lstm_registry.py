@@ -43,6 +43,7 @@ def test_register_promote_load_identical_scores(tmp_root):
     assert out["anomalous"].tolist() == mem["anomalous"].tolist()
     assert out["window_start"].tolist() == mem["starts"].tolist()
     np.testing.assert_allclose(out["max_score"].to_numpy(), mem["max_score"])
+    np.testing.assert_allclose(out["tau"].to_numpy(), mem["tau"])  # the per-window threshold, served too
 
     # a second version with a worse validation metric does not take production
     r2 = train_machine("machine-9-7", m.train, config=TrainConfig(hidden=4, max_epochs=1, batch_size=32, train_step=20, threads=1))

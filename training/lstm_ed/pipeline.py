@@ -278,12 +278,14 @@ def train_machine(machine_id: str, train: np.ndarray, test: np.ndarray | None = 
     for m, v in info["per_mode"].items():
         metrics[f"val_probe_auc_{m}"] = v["probe_auc"]
         metrics[f"val_mse_{m}"] = v["val_mse"]
-    evaluation, point_scores = None, None
+    evaluation, point_scores, point_taus = None, None, det.tau
     if test is not None:
         out = det.score_series(test)
         from serving.core.windows import per_point_max
 
         point_scores = per_point_max(out["scores"], out["starts"], len(test))
+        point_taus = per_point_max(np.repeat(np.asarray(out["tau"], dtype=float)[:, None], det.length, axis=1),
+                                   out["starts"], len(test))
         if test_labels is not None:
             evaluation = evaluate_modes(out["scores"], out["starts"], det.length, test_labels, (det.tau, det.delta),
                                         top_channels=out["top_channels"], segments=segments, unsup_taus=out["tau"])
@@ -301,7 +303,7 @@ def train_machine(machine_id: str, train: np.ndarray, test: np.ndarray | None = 
         tmp = Path(tmp)
         plots.loss_curve(info["history"], tmp / "loss_curve.png")
         if point_scores is not None:
-            plots.scores_vs_labels(point_scores, test_labels, det.tau, tmp / "scores_vs_labels.png",
+            plots.scores_vs_labels(point_scores, test_labels, point_taus, tmp / "scores_vs_labels.png",
                                    f"{machine_id}: test a_t (unsupervised tau)")
         if evaluation is not None:
             (tmp / "confusion.md").write_text(plots.confusion_table(evaluation))

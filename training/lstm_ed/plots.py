@@ -29,13 +29,18 @@ def loss_curve(history: list[dict], path) -> None:
     plt.close(fig)
 
 
-def scores_vs_labels(point_scores: np.ndarray, labels: np.ndarray | None, tau: float, path, title: str = "") -> None:
-    """a_t per point (max over overlapping windows), tau as a line, labeled anomalies shaded."""
+def scores_vs_labels(point_scores: np.ndarray, labels: np.ndarray | None, tau, path, title: str = "") -> None:
+    """a_t per point (max over overlapping windows), tau as a line (a float, or per point for the stream
+    threshold, which moves from window to window), labeled anomalies shaded."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(10, 3.5))
     t = np.arange(len(point_scores))
     ax.plot(t, point_scores, lw=0.5, color="tab:blue", label="a_t")
-    ax.axhline(tau, color="tab:red", lw=1, label=f"tau = {tau:.3g}")
+    if np.ndim(tau) == 0:
+        ax.axhline(tau, color="tab:red", lw=1, label=f"tau = {float(tau):.3g}")
+    else:
+        ax.plot(t, tau, color="tab:red", lw=1, label="tau per window (stream threshold)")
+        tau = float(np.nanmedian(tau)) if np.isfinite(tau).any() else 1.0
     if labels is not None:
         lab = np.asarray(labels).astype(bool)
         ax.fill_between(t, 0, 1, where=lab, color="tab:orange", alpha=0.3, transform=ax.get_xaxis_transform(),
