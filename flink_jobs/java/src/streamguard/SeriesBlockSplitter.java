@@ -250,40 +250,37 @@ public final class SeriesBlockSplitter implements FlatMapFunction<String, Row>, 
      * longer inputs by one ulp, fixed in JDK 19), so longer numbers are left to Python.
      */
     static boolean plainNumber(String s, int from, int to) {
-        int i = from;
-        if (i < to && (s.charAt(i) == '+' || s.charAt(i) == '-')) {
-            i++;
-        }
-        int mant = 0;
-        while (i < to && s.charAt(i) >= '0' && s.charAt(i) <= '9') {
-            i++;
-            mant++;
-        }
+        int i = skipSign(s, from, to);
+        int intEnd = digitsEnd(s, i, to);
+        int mant = intEnd - i;
+        i = intEnd;
         if (i < to && s.charAt(i) == '.') {
-            i++;
-            while (i < to && s.charAt(i) >= '0' && s.charAt(i) <= '9') {
-                i++;
-                mant++;
-            }
+            int fracEnd = digitsEnd(s, i + 1, to);
+            mant += fracEnd - i - 1;
+            i = fracEnd;
         }
         if (mant == 0 || mant > 15) {
             return false;
         }
         if (i < to && (s.charAt(i) == 'e' || s.charAt(i) == 'E')) {
-            i++;
-            if (i < to && (s.charAt(i) == '+' || s.charAt(i) == '-')) {
-                i++;
-            }
-            int exp = 0;
-            while (i < to && s.charAt(i) >= '0' && s.charAt(i) <= '9') {
-                i++;
-                exp++;
-            }
-            if (exp == 0 || exp > 2) {
+            int expStart = skipSign(s, i + 1, to);
+            i = digitsEnd(s, expStart, to);
+            if (i == expStart || i - expStart > 2) {
                 return false;
             }
         }
         return i == to;
+    }
+
+    private static int skipSign(String s, int i, int to) {
+        return i < to && (s.charAt(i) == '+' || s.charAt(i) == '-') ? i + 1 : i;
+    }
+
+    private static int digitsEnd(String s, int i, int to) {
+        while (i < to && s.charAt(i) >= '0' && s.charAt(i) <= '9') {
+            i++;
+        }
+        return i;
     }
 
     public String seriesKey(String line) {
