@@ -104,3 +104,45 @@ def test_windows_cut_from_arrays_equal_windows_cut_from_rows():
         np.testing.assert_array_equal(t1, t2)
         np.testing.assert_array_equal(v1, v2)
         assert v1.dtype == np.float32
+
+
+def test_java_parsed_numbers_equal_python_float_bit_for_bit(flink_stream_env):
+    import math
+    import random
+
+    from flink_jobs.streaming.blocks import decode_block
+    from flink_jobs.streaming.ordered_files import _javac, series_block_splitter
+
+    if _javac() is None:
+        pytest.skip("no JDK: the Python splitter is used")
+    rng = random.Random(3)
+    tokens = []
+    for _ in range(1500):
+        digits = "".join(rng.choice("0123456789") for _ in range(rng.randint(1, 17)))
+        cut = rng.randint(0, len(digits))
+        tok = digits[:cut] + ("." if rng.random() < 0.8 else "") + digits[cut:]
+        if rng.random() < 0.3:
+            tok += rng.choice("eE") + rng.choice(["", "+", "-"]) + str(rng.randint(0, 120))
+        tokens.append(rng.choice(["", "+", "-"]) + tok)
+    java = series_block_splitter(flink_stream_env, 1, (), ())
+    parsed = decode_block(bytes(java.encode("\n".join(f"m,{1_700_000_000_000 + i},{t}" for i, t in enumerate(tokens)))), 1)
+    left = {place for place, _ in parsed.raw}
+    fast = [t for i, t in enumerate(tokens) if i not in left]
+    assert len(fast) > 1000  # most are plain numbers of <= 15 digits: parsed in Java
+    for tok, got in zip(fast, parsed.values[:, 0].tolist(), strict=True):
+        want = float(tok)
+        assert got == want and math.copysign(1.0, got) == math.copysign(1.0, want), tok
+
+
+def test_local_gateway_jvm_runs_with_the_local_jit_setting(flink_stream_env):
+    import os
+
+    from pyflink.java_gateway import get_gateway
+
+    from flink_jobs.env import LOCAL_JVM_ARGS
+
+    if "JVM_ARGS" in os.environ or "SG_FLINK_LOCAL_JVM_ARGS" in os.environ:
+        pytest.skip("the JVM options were chosen by the environment")
+    args = list(get_gateway().jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments())
+    assert LOCAL_JVM_ARGS in args
+    assert "JVM_ARGS" not in os.environ  # set only for the launch: child processes keep their own defaults

@@ -191,11 +191,11 @@ public final class SeriesBlockSplitter implements FlatMapFunction<String, Row>, 
             int base = n * nValues;
             int start = second + 1;
             for (int k = 0; k < nValues; k++) {
-                int stop = k == nValues - 1 ? end : line.indexOf(',', start); // a surplus ',' fails plainNumber
-                if (stop < 0 || stop > end || !plainNumber(line, start, stop)) {
+                int stop = k == nValues - 1 ? end : line.indexOf(',', start); // a surplus ',' is not plain
+                if (stop < 0 || stop > end) {
                     return false;
                 }
-                double v = Double.parseDouble(line.substring(start, stop));
+                double v = plainValue(line, start, stop);
                 if (Double.isInfinite(v) || Double.isNaN(v) || cfg.isNodata(v)) {
                     return false;
                 }
@@ -244,32 +244,61 @@ public final class SeriesBlockSplitter implements FlatMapFunction<String, Row>, 
         return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
     }
 
+    private static final double[] POW10 = {
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18,
+        1e19, 1e20, 1e21, 1e22};
+
     /**
-     * [+-]?(digits[.digits?] | .digits)([eE][+-]?d{1,2})? with at most 15 mantissa digits: Python's
-     * float() and Java's parseDouble give the same double for these (JDK 17's parser can misround some
-     * longer inputs by one ulp, fixed in JDK 19), so longer numbers are left to Python.
+     * The value of a plain number {@code [+-]?(digits[.digits?] | .digits)([eE][+-]?d{1,2})?} of at most 15
+     * mantissa digits, or NaN when {@code s[from, to)} is not one (it is then left to Python). Such a
+     * mantissa is an exact double, and so is 10^k for k <= 22: one IEEE division or multiplication then
+     * rounds the exact decimal value correctly, as Python's float() does (other scales use parseDouble).
      */
-    static boolean plainNumber(String s, int from, int to) {
+    static double plainValue(String s, int from, int to) {
         int i = skipSign(s, from, to);
-        int intEnd = digitsEnd(s, i, to);
-        int mant = intEnd - i;
-        i = intEnd;
-        if (i < to && s.charAt(i) == '.') {
-            int fracEnd = digitsEnd(s, i + 1, to);
-            mant += fracEnd - i - 1;
-            i = fracEnd;
+        boolean negative = i > from && s.charAt(from) == '-';
+        long mantissa = 0;
+        int digits = 0;
+        int fraction = 0;
+        for (boolean point = false; i < to; i++) {
+            char c = s.charAt(i);
+            if (c >= '0' && c <= '9') {
+                mantissa = mantissa * 10 + (c - '0');
+                digits++;
+                fraction += point ? 1 : 0;
+            } else if (c == '.' && !point) {
+                point = true;
+            } else {
+                break;
+            }
         }
-        if (mant == 0 || mant > 15) {
-            return false;
+        if (digits == 0 || digits > 15) {
+            return Double.NaN;
         }
+        int exponent = 0;
         if (i < to && (s.charAt(i) == 'e' || s.charAt(i) == 'E')) {
             int expStart = skipSign(s, i + 1, to);
             i = digitsEnd(s, expStart, to);
             if (i == expStart || i - expStart > 2) {
-                return false;
+                return Double.NaN;
             }
+            exponent = Integer.parseInt(s.substring(expStart, i));
+            exponent = s.charAt(expStart - 1) == '-' ? -exponent : exponent;
         }
-        return i == to;
+        if (i != to) {
+            return Double.NaN;
+        }
+        int scale = fraction - exponent; // value = mantissa / 10^scale
+        double v;
+        if (scale >= 0 && scale <= 22) {
+            v = mantissa / POW10[scale];
+        } else if (scale < 0 && scale >= -22) {
+            v = mantissa * POW10[-scale];
+        } else {
+            v = Double.parseDouble(s.substring(from, to));
+            return v;
+        }
+        return negative ? -v : v;
     }
 
     private static int skipSign(String s, int i, int to) {
