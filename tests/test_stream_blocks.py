@@ -146,3 +146,18 @@ def test_local_gateway_jvm_runs_with_the_local_jit_setting(flink_stream_env):
     args = list(get_gateway().jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments())
     assert LOCAL_JVM_ARGS in args
     assert "JVM_ARGS" not in os.environ  # set only for the launch: child processes keep their own defaults
+
+
+def test_remembering_a_block_of_stamps_equals_remembering_them_one_by_one():
+    import numpy as np
+
+    from flink_jobs.streaming.windowing import _remember, _remember_many
+
+    for before in (0, 1, 63, 64, 100, 128):
+        for added in (0, 1, 28, 29, 64, 65, 93, 200, 1000):
+            one_by_one, at_once = list(range(before)), list(range(before))
+            stamps = np.arange(10_000, 10_000 + added)
+            for t in stamps.tolist():
+                _remember(one_by_one, [t])
+            _remember_many(at_once, stamps)
+            assert at_once == one_by_one, (before, added)

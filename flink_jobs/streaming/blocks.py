@@ -42,6 +42,11 @@ class ParsedRows(NamedTuple):
         return out
 
 
+def n_rows(rows) -> int:
+    """How many rows: a list of Rows or ``ParsedRows``."""
+    return len(rows.ts) if isinstance(rows, ParsedRows) else len(rows)
+
+
 def decode_block(block: bytes, n_values: int, now_ms: int | None = None) -> ParsedRows:
     """The parsing splitter's bytes (layout in ``SeriesBlockSplitter.ParsedBlock``) -> ``ParsedRows``."""
     n, m = np.frombuffer(block, dtype="<i4", count=2)

@@ -20,7 +20,7 @@ from pyflink.common import Types
 from pyflink.datastream import KeyedProcessFunction
 from pyflink.datastream.state import ValueStateDescriptor
 
-from flink_jobs.streaming.blocks import ParsedRows
+from flink_jobs.streaming.blocks import ParsedRows, n_rows
 from flink_jobs.streaming.common import DEAD, SCORES, Counters
 from flink_jobs.streaming.config import StreamConfig
 from flink_jobs.streaming.records import DeadLetter, LineParser, alert_json, dead_letter_json
@@ -116,7 +116,7 @@ class OrderWindowScore(KeyedProcessFunction):
 
     def _windows(self, key, st, rows):
         """Released rows -> the model's windows appended to the queue (or dead letters)."""
-        if not len(rows.ts if isinstance(rows, ParsedRows) else rows):
+        if not n_rows(rows):
             return
         loaded = self.models.get(key)
         if loaded is None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from flink_jobs.streaming.blocks import ParsedRows, decode_block, lines_of
+from flink_jobs.streaming.blocks import ParsedRows, decode_block, lines_of, n_rows
 from flink_jobs.streaming.common import DEAD, Counters
 from flink_jobs.streaming.config import StreamConfig
 from flink_jobs.streaming.models import ModelCache, registry_name
@@ -133,8 +133,7 @@ def _remember_many(recent: list, stamps: np.ndarray) -> None:
     """``_remember`` of each stamp in turn (the list keeps the same 64 to 128 newest), in one step."""
     total = len(recent) + len(stamps)
     keep = total if total <= 128 else 64 + (total - 129) % 65
-    tail = stamps[-keep:].tolist()
-    recent[:] = (recent[len(recent) - (keep - len(tail)):] if keep > len(tail) else []) + tail
+    recent[:] = (recent + stamps[-keep:].tolist())[-keep:] if keep else []
 
 
 def _as_arrays(rows) -> ParsedRows:
@@ -150,19 +149,14 @@ def cut(state: dict, rows, length: int, step: int) -> list[tuple]:
     (first_index, ts (L,), values (L, C) float32, ingest_ms). ``buf`` holds the rows not yet past a
     window as arrays ``(ts, values, ingest)`` (a list of row tuples in states written before)."""
     buf = state["buf"]
-    if isinstance(buf, list):
+    if isinstance(buf, list):  # empty, or row tuples in a state written before the arrays
         buf = _as_arrays([Row("", t, v, i) for t, v, i in buf]) if buf else None
-        buf = None if buf is None else (buf.ts, buf.values, buf.ingest)
-    new = _as_arrays(rows) if len(rows.ts if isinstance(rows, ParsedRows) else rows) else None
-    if buf is None and new is None:
-        return []
-    if buf is None:
-        ts, values, ingest = new.ts, new.values, new.ingest
-    elif new is None:
-        ts, values, ingest = buf
     else:
-        ts, values, ingest = (np.concatenate([buf[0], new.ts]), np.concatenate([buf[1], new.values]),
-                              np.concatenate([buf[2], new.ingest]))
+        buf = ParsedRows(*buf, [])
+    parts = [p for p in (buf, _as_arrays(rows) if n_rows(rows) else None) if p is not None]
+    if not parts:
+        return []
+    ts, values, ingest = (np.concatenate([getattr(p, field) for p in parts]) for field in ("ts", "values", "ingest"))
     out, start = [], 0
     while len(ts) - start >= length:
         end = start + length
