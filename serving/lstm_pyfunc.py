@@ -42,7 +42,7 @@ class LSTMEDPyfunc(mlflow.pyfunc.PythonModel):
             "anomalous": out["anomalous"].astype(bool),
             "max_score": out["max_score"].astype(np.float64),
             # the threshold the window was judged by (the stream threshold moves with the windows of this call)
-            "tau": np.asarray(out.get("tau", np.full(len(starts), self.detector.tau)), dtype=np.float64),
+            "tau": out["tau"].astype(np.float64),
             "top_channels": [json.dumps([{"channel": names[c], "index": c, "share": round(s, 6)} for c, s in top])
                              for top in out["top_channels"]],
         }, columns=OUTPUT_COLUMNS)

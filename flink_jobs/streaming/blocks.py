@@ -47,6 +47,11 @@ def n_rows(rows) -> int:
     return len(rows.ts) if isinstance(rows, ParsedRows) else len(rows)
 
 
+def row_list(rows, series_id: str) -> list:
+    """Rows as a list of ``Row`` (the rare paths that handle rows one by one)."""
+    return rows.in_order(series_id) if isinstance(rows, ParsedRows) else rows
+
+
 def decode_block(block: bytes, n_values: int, now_ms: int | None = None) -> ParsedRows:
     """The parsing splitter's bytes (layout in ``SeriesBlockSplitter.ParsedBlock``) -> ``ParsedRows``."""
     n, m = np.frombuffer(block, dtype="<i4", count=2)

@@ -20,7 +20,7 @@ from pyflink.common import Types
 from pyflink.datastream import KeyedProcessFunction
 from pyflink.datastream.state import ValueStateDescriptor
 
-from flink_jobs.streaming.blocks import ParsedRows, n_rows
+from flink_jobs.streaming.blocks import ParsedRows, n_rows, row_list
 from flink_jobs.streaming.common import DEAD, SCORES, Counters
 from flink_jobs.streaming.config import StreamConfig
 from flink_jobs.streaming.records import DeadLetter, LineParser, alert_json, dead_letter_json
@@ -120,13 +120,13 @@ class OrderWindowScore(KeyedProcessFunction):
             return
         loaded = self.models.get(key)
         if loaded is None:
-            rows = rows.in_order(key) if isinstance(rows, ParsedRows) else rows
-            yield from no_model_dead_letters(self.models, self.counters, self.cfg.family, key, rows, "window")
+            yield from no_model_dead_letters(self.models, self.counters, self.cfg.family, key, row_list(rows, key),
+                                             "window")
             return
         det = loaded.detector
         width = rows.values.shape[1] if isinstance(rows, ParsedRows) else len(rows[0].values)
         if det.n_channels != width:
-            for r in (rows.in_order(key) if isinstance(rows, ParsedRows) else rows):
+            for r in row_list(rows, key):
                 self.counters.dead("window_shape")
                 yield DEAD, dead_letter_json(
                     row_dead_letter(r, "window_shape", f"model has {det.n_channels} channels"), "window")
@@ -160,12 +160,11 @@ class OrderWindowScore(KeyedProcessFunction):
                 yield DEAD, window_dead_letter(w, "model_error", f"{type(exc).__name__}: {str(exc)[:160]}")
             return
         names = list(getattr(det, "channel_names", []) or [])
-        taus = out.get("tau", np.full(len(queue), float(det.tau)))  # the threshold each window was judged by
         for i, (series_id, first, ts, _values, ingest) in enumerate(queue):
             anomalous = bool(out["anomalous"][i])
             top = [(int(c), float(s)) for c, s in out["top_channels"][i]]
             rec = alert_json(
-                series_id, ts[0], ts[-1], anomalous, float(out["max_score"][i]), float(taus[i]),
+                series_id, ts[0], ts[-1], anomalous, float(out["max_score"][i]), float(out["tau"][i]),
                 int(out["count_over_tau"][i]), float(det.delta), top, loaded.name, loaded.version, ingest,
                 row_index=int(first), channel_names=[names[c] for c, _ in top] if names else [],
             )
@@ -194,7 +193,7 @@ class OrderWindowScore(KeyedProcessFunction):
 def score_rest(url: str, queue: list, det) -> dict:
     """Paper's design: one POST per window to ``mlflow models serve`` (pyfunc predict on the window's rows)."""
     names = list(getattr(det, "channel_names", []) or []) or [f"c{i}" for i in range(det.n_channels)]
-    res = {"anomalous": [], "max_score": [], "count_over_tau": [], "top_channels": []}
+    res = {"anomalous": [], "max_score": [], "count_over_tau": [], "tau": [], "top_channels": []}
     for _series, _first, _ts, values, _ in queue:
         body = json.dumps({"dataframe_split": {"columns": names, "data": values.tolist()}}).encode()
         req = urllib.request.Request(url, body, {"Content-Type": "application/json"})
@@ -204,6 +203,7 @@ def score_rest(url: str, queue: list, det) -> dict:
         res["anomalous"].append(bool(row["anomalous"]))
         res["max_score"].append(float(row["max_score"]))
         res["count_over_tau"].append(int(row["count_over_tau"]))
+        res["tau"].append(float(row["tau"]))
         top = json.loads(row["top_channels"]) if isinstance(row["top_channels"], str) else row["top_channels"]
         res["top_channels"].append([(t["index"], t["share"]) if isinstance(t, dict) else tuple(t) for t in top])
     return res
