@@ -164,3 +164,45 @@ def test_evaluate_modes_judges_unsupervised_by_the_per_window_thresholds():
     for mode in ("unsupervised", "labeled", "oracle", "unsupervised_rest"):
         assert same[mode]["f1"] == pytest.approx(plain[mode]["f1"])
     assert res["oracle"]["f1"] == pytest.approx(plain["oracle"]["f1"])  # labeled/oracle: the scores as they are
+
+
+def test_search_with_fixed_delta_tunes_tau_only():
+    # window 0: counts over 1.5 are 3, window 1: 1, window 2: 0; only window 0 is positive
+    scores = np.array([[2.0, 2.0, 2.0, 0.0], [3.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
+    wl = np.array([True, False, False])
+    tau, delta, f1 = calibrate.search(scores, wl, delta=0.0)
+    assert delta == 0.0 and f1 == pytest.approx(2 / 3)  # delta 0: no tau flags window 0 without window 1 (3.0)
+    tau, delta, f1 = calibrate.search(scores, wl)
+    assert f1 == 1.0 and delta >= 1  # delta free: a count rule separates them
+    assert calibrate.count_events(np.array([0, 1, 1, 0, 1, 0, 0, 1])) == 3
+    assert calibrate.count_events(np.zeros(5)) == 0
+
+
+@pytest.mark.parametrize("n_events", [1, 2])
+def test_labeled_mode_falls_back_to_label_free_thresholds_below_two_events(n_events):
+    from serving.core.windows import window_starts
+    from training.lstm_ed.evaluate import evaluate_modes
+
+    rng = np.random.default_rng(1)
+    labels = np.zeros(4000, dtype=int)
+    labels[300:340] = 1  # calibration slice: the first 1200 rows
+    if n_events == 2:
+        labels[800:830] = 1
+    labels[2000:2050] = labels[3000:3040] = 1
+    starts = window_starts(len(labels), 100, 90)
+    scores = rng.uniform(size=(len(starts), 100))  # bounded noise: any tau in (1, 6) separates
+    taus = np.full(len(starts), 9.0)  # the label-free rule flags nothing
+    for a, b in ((300, 340), (800, 830), (2000, 2050), (3000, 3040)):
+        hit = (starts < b) & (starts + 100 > a)
+        scores[hit, 10] += 6.0
+    for args in ({"unsup_taus": taus}, {}):  # the fixed-tau path (baselines without a stream threshold) too
+        res = evaluate_modes(scores, starts, 100, labels, (9.0, 0.0), **args)
+        lab = res["labeled"]
+        assert lab["calibration_events"] == n_events
+        if n_events == 1:
+            assert lab["fallback"] == 1.0 and "label-free" in lab["note"]
+            assert (lab["tau"], lab["delta"]) == (9.0, 0.0)
+            assert lab["f1"] == res["unsupervised_rest"]["f1"] == 0.0
+        else:  # two events: tau is tuned on the slice, delta stays the label-free 0, the rest is found
+            assert lab["fallback"] == 0.0 and "note" not in lab
+            assert lab["delta"] == 0.0 and lab["tau"] < 9.0 and lab["f1"] == 1.0

@@ -14,7 +14,10 @@
     P(count > 0)) is ``far``. Of the (tau, delta) pairs with that false-alarm rate it is the one with the
     highest tau and no count: SMD anomalies often show as a few extreme points, which a count misses.
 * ``labeled``: maximise window F1 on a labeled calibration slice (the first part of the test half); the
-  caller scores on the rest only.
+  caller scores on the rest only. Session 5: only tau is tuned, delta stays the label-free rule's (one
+  parameter fitted on a slice with a handful of anomalies generalises better than two), and a slice with
+  fewer than ``min_events`` labeled events (runs of labeled points) keeps the label-free thresholds: F1
+  on one event (or none) cannot rank thresholds (see training.lstm_ed.evaluate).
 * ``oracle``: the paper's protocol, maximise window F1 on the very labels that are scored. Comparison only.
 """
 
@@ -168,9 +171,10 @@ def label_free(val_scores: np.ndarray, cfg) -> tuple[float, float, dict]:
     raise ValueError(f"unknown calibration {cfg.calibration!r}; use 'pot', 'pot_max' or 'quantile'")
 
 
-def search(scores: np.ndarray, wlabels: np.ndarray, n_tau: int = 60, extra_taus=()) -> tuple[float, float, float]:
+def search(scores: np.ndarray, wlabels: np.ndarray, n_tau: int = 60, extra_taus=(),
+           delta: float | None = None) -> tuple[float, float, float]:
     """Grid search of (tau, delta) maximising window F1: tau over score quantiles (plus ``extra_taus``),
-    delta over every count that occurs."""
+    delta over every count that occurs, or fixed at ``delta`` when given (tau alone is tuned)."""
     wlabels = np.asarray(wlabels, dtype=bool)
     flat = scores[np.isfinite(scores)]
     qs = np.unique(np.quantile(flat, np.concatenate([np.linspace(0.5, 0.99, n_tau // 2),
@@ -179,13 +183,19 @@ def search(scores: np.ndarray, wlabels: np.ndarray, n_tau: int = 60, extra_taus=
     qs = np.concatenate([np.nextafter(qs, -np.inf), np.asarray(extra_taus, dtype=float)])
     best = (float(qs[-1]), 0.0, -1.0)
     length = scores.shape[1]
+    fixed = delta
     for tau in qs:
         counts = (scores > tau).sum(axis=1)
-        for delta in np.unique(np.minimum(counts, length - 1)):
-            for d in (delta - 1, delta):
-                if d < 0:
-                    continue
-                f1 = prf(counts > d, wlabels)["f1"]
-                if f1 > best[2]:
-                    best = (float(tau), float(d), f1)
+        cands = [fixed] if fixed is not None else [d for c in np.unique(np.minimum(counts, length - 1))
+                                                   for d in (c - 1, c) if d >= 0]
+        for d in cands:
+            f1 = prf(counts > d, wlabels)["f1"]
+            if f1 > best[2]:
+                best = (float(tau), float(d), f1)
     return best
+
+
+def count_events(labels: np.ndarray) -> int:
+    """Labeled events in a point-label vector: maximal runs of labeled points."""
+    lab = np.asarray(labels).astype(bool).astype(np.int8)
+    return int((np.diff(np.concatenate([[0], lab])) == 1).sum())

@@ -8,16 +8,24 @@ from serving.core.metrics import auc_scores, evaluate_windows, top3_hit_rate, wi
 from serving.core.windows import per_point_max
 from training.lstm_ed import calibrate
 
+LABELED_MIN_EVENTS = 2  # fewer labeled events in the calibration slice: keep the label-free thresholds
+
 
 def evaluate_modes(test_scores: np.ndarray, starts: np.ndarray, length: int, labels: np.ndarray,
                    unsup: tuple[float, float], labeled_frac: float = 0.3,
-                   top_channels=None, segments=None, unsup_taus: np.ndarray | None = None) -> dict:
+                   top_channels=None, segments=None, unsup_taus: np.ndarray | None = None,
+                   labeled_min_events: int = LABELED_MIN_EVENTS, labeled_delta: str = "fixed") -> dict:
     """Metrics per mode. ``unsup`` = (tau, delta) fitted without labels. ``labeled`` tunes on the windows
-    that start in the first ``labeled_frac`` of the test half and is scored on the windows after it
+    that end in the first ``labeled_frac`` of the test half and is scored on the windows after it
     (``unsupervised_rest`` scores the label-free thresholds on that same rest, for a fair comparison);
-    ``oracle`` tunes on all test labels (the paper's protocol). ``unsup_taus`` (N,): the label-free rule's
-    per-window thresholds (the detector's stream threshold, its output 'tau'); labeled and oracle search
-    one fixed tau on the scores as they are."""
+    ``oracle`` tunes tau and delta on all test labels (the paper's protocol). ``unsup_taus`` (N,): the
+    label-free rule's per-window thresholds (the detector's stream threshold, its output 'tau'); labeled and
+    oracle search one fixed tau on the scores as they are.
+
+    Labeled: ``labeled_delta='fixed'`` tunes tau only and keeps the label-free delta (``'search'``: tau and
+    delta, sessions 1-4). When the slice holds fewer than ``labeled_min_events`` labeled events (runs of
+    labeled points), F1 on it cannot rank thresholds (one event: any tau that catches it scores 1), so the
+    label-free thresholds are kept: ``fallback`` = 1 and a ``note`` say so."""
     labels = np.asarray(labels)
     n = len(labels)
     wl = window_labels(labels, starts, length)
@@ -42,15 +50,22 @@ def evaluate_modes(test_scores: np.ndarray, starts: np.ndarray, length: int, lab
         out[name] = m
 
     run("unsupervised", *unsup, scores=unsup_scores)
+    if labeled_delta not in ("fixed", "search"):
+        raise ValueError(f"labeled_delta must be 'fixed' or 'search', got {labeled_delta!r}")
     cut = int(labeled_frac * n)
     cal = starts + length <= cut
     rest = starts >= cut
-    if cal.sum() >= 5 and wl[cal].any() and rest.any():
-        tau, delta, f1_cal = calibrate.search(test_scores[cal], wl[cal], extra_taus=[unsup[0]])
-        run("labeled", tau, delta, rest, {"calibration_f1": f1_cal, "calibration_rows": cut})
-    else:  # no anomaly in the calibration slice: nothing to tune on, keep the label-free thresholds
-        run("labeled", *unsup, rest, {"calibration_f1": float("nan"), "calibration_rows": cut,
-                                       "note": "no labeled anomaly in calibration slice"}, scores=unsup_scores)
+    events = calibrate.count_events(labels[:cut])
+    info = {"calibration_rows": cut, "calibration_events": events}
+    if cal.sum() >= 5 and wl[cal].any() and events >= labeled_min_events and rest.any():
+        fixed = float(unsup[1]) if labeled_delta == "fixed" else None
+        tau, delta, f1_cal = calibrate.search(test_scores[cal], wl[cal], extra_taus=[unsup[0]], delta=fixed)
+        run("labeled", tau, delta, rest, {"calibration_f1": f1_cal, "fallback": 0.0, **info})
+    else:  # nothing to tune on: the label-free thresholds, on the same rest
+        run("labeled", *unsup, rest, {"calibration_f1": float("nan"), "fallback": 1.0, **info,
+                                       "note": f"{events} labeled event(s) in the calibration slice "
+                                               f"(< {labeled_min_events}): label-free thresholds"},
+            scores=unsup_scores)
     run("unsupervised_rest", *unsup, rest, scores=unsup_scores)
     tau, delta, _ = calibrate.search(test_scores, wl, extra_taus=[unsup[0]])
     run("oracle", tau, delta)
