@@ -25,7 +25,7 @@ import numpy as np
 RESULTS = Path(__file__).resolve().parent / "results"
 MODES = ("unsupervised", "labeled", "oracle")
 LEGACY = dict(score="mahalanobis", adapt_windows=32, adapt_guard=0.5)
-CHZ = dict(score="channel_z", adapt_windows=0)
+CHZ = dict(score="channel_z", adapt_windows=0, error_weight=1.0)
 DESIGNS = {  # name -> TrainConfig overrides (every setting explicit: the defaults move between sessions)
     "mahalanobis+guarded (session 2)": LEGACY,
     "chz err, level32": CHZ | dict(input_deviation=False, level_windows=32, score_transform="none"),
@@ -33,6 +33,13 @@ DESIGNS = {  # name -> TrainConfig overrides (every setting explicit: the defaul
     "chz err+input, level32": CHZ | dict(input_deviation=True, level_windows=32, score_transform="none"),
     "chz err+input, level32, log1p": CHZ | dict(input_deviation=True, level_windows=32, score_transform="log1p"),
     "chz err+input, no level": CHZ | dict(input_deviation=True, level_windows=0, score_transform="none"),
+    # session 5: the error features weighted down beside the input deviations (error_weight)
+    "chz err*0.5+input, level32, log1p": CHZ | dict(input_deviation=True, level_windows=32, score_transform="log1p",
+                                                    error_weight=0.5),
+    "chz err*0.25+input, level32, log1p": CHZ | dict(input_deviation=True, level_windows=32, score_transform="log1p",
+                                                     error_weight=0.25),
+    "chz err*0.1+input, level32, log1p": CHZ | dict(input_deviation=True, level_windows=32, score_transform="log1p",
+                                                    error_weight=0.1),
 }
 ABLATION = {  # reconstruction errors switched off: what the input deviation alone does
     "input_only (no LSTM error), level32": CHZ | dict(input_deviation=True, level_windows=32, score_transform="none"),

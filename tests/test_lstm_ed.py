@@ -99,7 +99,9 @@ def test_channel_z_default_and_session2_mahalanobis_score_paths(machine, fitted)
     w = sliding_windows(machine.test, det.length, det.step)
     err = det.errors(w)
     # a_t by hand: error z and input |z|, minus the warm-started levels, log1p, top-3 mean
-    feats = scoring.channel_features(err, det.err_center, det.err_scale, (w - det.center) / det.scale)
+    assert det.error_weight == 0.25  # the default: error features x 0.25 beside the inputs'
+    feats = scoring.channel_features(err, det.err_center, det.err_scale, (w.astype(np.float64) - det.center) / det.scale,
+                                     det.error_weight)
     feats, _ = scoring.remove_levels(feats, det.level_init, det.level_windows)
     np.testing.assert_allclose(det.score_windows(w)["scores"], scoring.top_k_mean(feats, 3, "log1p"))
     with pytest.raises(ValueError):

@@ -122,6 +122,9 @@ def test_robust_error_scale_and_channel_features_hand_computed():
     assert f.tolist() == [[2.0, 0.0, 3.0]]  # a flat channel's later move scores, by its floor
     both = scoring.channel_features(np.array([[6.0, 1.0, 5.0]]), center, scale, inputs=np.array([[-4.0, 0.5, 0.0]]))
     assert both.tolist() == [[2.0, 0.0, 3.0, 4.0, 0.5, 0.0]]  # |inputs| appended
+    weighted = scoring.channel_features(np.array([[6.0, 1.0, 5.0]]), center, scale,
+                                        inputs=np.array([[-4.0, 0.5, 0.0]]), error_weight=0.25)
+    assert weighted.tolist() == [[0.5, 0.0, 0.75, 4.0, 0.5, 0.0]]  # only the error features scaled
 
 
 def test_top_k_mean_and_log1p():

@@ -51,6 +51,7 @@ class LSTMEDDetector:
     err_center: np.ndarray | None = None  # channel_z: per-channel median of validation errors
     err_scale: np.ndarray | None = None  # channel_z: per-channel robust scale of validation errors
     input_deviation: bool = False  # channel_z: add |robust z| of the inputs as features
+    error_weight: float = 1.0  # channel_z: weight of the reconstruction-error features beside the inputs
     level_windows: int = 0  # channel_z: features relative to the previous k windows' levels (0: off)
     level_init: list | None = None  # channel_z: levels of the last validation windows (stream warm start)
     top_k_channels: int = 3  # channel_z: a_t = mean of the k largest features
@@ -100,7 +101,8 @@ class LSTMEDDetector:
         if self.input_deviation and inputs is None:
             raise ValueError("this detector scores input deviation: pass inputs (see inputs())")
         feats = scoring.channel_features(err, self.err_center, self.err_scale,
-                                         inputs if self.input_deviation else None)
+                                         inputs if self.input_deviation else None,
+                                         getattr(self, "error_weight", 1.0))  # detectors pickled before: 1
         if self.level_windows <= 0:
             return feats, []
         start = self.level_init if history is None else history

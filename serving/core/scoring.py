@@ -179,11 +179,13 @@ def robust_error_scale(errors: np.ndarray, hi: float = 0.99, floor_frac: float =
 
 
 def channel_features(errors: np.ndarray, center: np.ndarray, scale: np.ndarray,
-                     inputs: np.ndarray | None = None) -> np.ndarray:
+                     inputs: np.ndarray | None = None, error_weight: float = 1.0) -> np.ndarray:
     """Per-point, per-channel deviations (..., C) or (..., 2C): the standardized reconstruction error
-    ``(e - center) / scale`` and, when ``inputs`` (robust-scaled, unclipped values) are given, ``|inputs|``
-    (the input's distance from the training median in robust ranges) appended as C more features."""
-    z = (np.asarray(errors, dtype=np.float64) - center) / scale
+    ``error_weight * (e - center) / scale`` and, when ``inputs`` (robust-scaled, unclipped values) are given,
+    ``|inputs|`` (the input's distance from the training median in robust ranges) appended as C more
+    features. ``error_weight`` < 1 lets an error outweigh the input deviations only when it is that many times
+    past its validation scale (session 5: 0.25, chosen leave-one-machine-out, bench/smd_score_designs.py)."""
+    z = error_weight * (np.asarray(errors, dtype=np.float64) - center) / scale
     if inputs is None:
         return z
     return np.concatenate([z, np.abs(np.asarray(inputs, dtype=np.float64))], axis=-1)

@@ -42,6 +42,8 @@ class TrainConfig:
     score_channels: str = "varying"  # 'varying': leave channels flat in training out of a_t; 'all': session 1
     score: str = "channel_z"  # per-point a_t: 'channel_z' (session 3) or 'mahalanobis' (paper, sessions 1-2)
     input_deviation: bool = True  # channel_z: add the inputs' |robust z| as features (label-free ensemble)
+    error_weight: float = 0.25  # channel_z: reconstruction-error features x 0.25 beside the inputs' (session 5:
+    # picked leave-one-machine-out over 1 / 0.5 / 0.25 / 0.1 in bench/smd_score_designs.py)
     level_windows: int = 32  # channel_z: each feature relative to its level over the previous 32 windows
     top_k_channels: int = 3  # channel_z: a_t = mean of the 3 largest per-channel features
     score_transform: str = "log1p"  # channel_z: log1p (compresses single huge deviations) or none
@@ -199,7 +201,7 @@ def channel_z_fit(val_err: np.ndarray, scaler: scoring.RobustScaler, val_rows: n
     if cfg.input_deviation:
         inputs = sliding_windows((np.asarray(val_rows, np.float64) - scaler.center) / scaler.scale, cfg.length,
                                  cfg.train_step)[: len(val_err)]
-    feats = scoring.channel_features(val_err, center, scale, inputs)
+    feats = scoring.channel_features(val_err, center, scale, inputs, cfg.error_weight)
     ratio = max(1, cfg.step // cfg.train_step)
     init = []
     if cfg.level_windows > 0:
@@ -207,6 +209,7 @@ def channel_z_fit(val_err: np.ndarray, scaler: scoring.RobustScaler, val_rows: n
         feats, _ = scoring.remove_levels(feats, None, cfg.level_windows * ratio)
     val_scores = scoring.top_k_mean(feats, cfg.top_k_channels, cfg.score_transform)
     fields = {"err_center": center, "err_scale": scale, "input_deviation": cfg.input_deviation,
+              "error_weight": cfg.error_weight,
               "level_windows": cfg.level_windows, "level_init": init, "top_k_channels": cfg.top_k_channels,
               "score_transform": cfg.score_transform}
     return val_scores, fields
@@ -238,7 +241,8 @@ def _flat_metrics(evaluation: dict) -> dict:
         if mode == "auc":
             out.update({f"test_{k}": v for k, v in m.items()})
             continue
-        for k in ("precision", "recall", "f1", "point_f1", "point_adjusted_f1", "top3_hit_rate", "tau", "delta"):
+        for k in ("precision", "recall", "f1", "point_f1", "point_adjusted_f1", "top3_hit_rate", "tau", "delta",
+                  "fallback", "calibration_events"):
             if k in m:
                 name = "window_f1" if k == "f1" else k
                 out[f"test_{mode}_{name}"] = m[k]
