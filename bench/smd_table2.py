@@ -202,7 +202,7 @@ def render(results: dict, settings: dict) -> str:
                 if r["lstm_ed"]["labeled"].get("fallback")}
         if fell:
             lines += ["", "Labeled mode kept the label-free thresholds (fewer than 2 labeled events in the calibration "
-                      "slice; the same rule for the baselines): " + ", ".join(f"{k} ({v} events)" for k, v in fell.items())
+                      "slice; the same rule for the baselines): " + ", ".join(f"{k} ({v} event{'' if v == 1 else 's'})" for k, v in fell.items())
                       + "."]
     lines += _side_results(list(rows))
     return "\n".join(lines) + "\n"
