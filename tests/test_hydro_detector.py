@@ -265,3 +265,18 @@ def test_a_steep_ramp_is_followed_not_held_while_a_step_stays_flagged():
     assert off["anomalous"][250:350].sum() > 20
     assert out["anomalous"][250:350].sum() <= 3
     assert out["anomalous"][60:120].all() and off["anomalous"][60:120].all()
+
+
+def test_end_of_a_stuck_run_ends_the_anomaly_even_where_the_river_rose_meanwhile():
+    det, rng = _flat_detector(hold=4)
+    assert det.stuck_end  # on by default
+    x = 10 + rng.normal(0, 0.1, 300)
+    x[100:150] = x[100]  # the sensor sticks for 50 points ...
+    x[150:] += 6.0  # ... and comes back 6 cm higher: the river rose while it was stuck (not an anomaly)
+    ts = np.arange(300) * 900_000
+    out = det.score_series(x, ts)
+    assert out["anomalous"][100 + det.stuck_run:150].all()
+    assert not out["anomalous"][150:].any()
+    # without the rule the jump off the stuck value is verified and the raised level stays an excursion
+    off = det.variant(stuck_end=False).score_series(x, ts)
+    assert off["verified"][150] and off["anomalous"][150:200].all()

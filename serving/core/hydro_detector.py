@@ -36,6 +36,9 @@ Per point (``update``):
      ``undo_points`` points and 0.5-2 times its size ends that anomaly: it is not verified, and an excursion
      the anomaly froze must start again (the river may have risen during a dropout, so the reading comes
      back outside the frozen baseline);
+   - *stuck end* (``stuck_end``, on): the point that ends a stuck run (the sensor moves again) is not verified,
+     and an excursion from the baseline the stuck run froze needs a new onset (the river may have risen
+     while the value was stuck: the live reading is not a new anomaly);
    - *alerting* (optional): ``lone_jump`` holds back the first point of a verified departure whose jump is
      under ``lone_jump`` change thresholds (alerted from its second point, or never if it was a lone blip);
      ``merge_gap`` keeps an alert open that many points after its last flagged point (reason ``R_HANG``),
@@ -103,6 +106,7 @@ class HydroDetector:
     return_anchor: bool = True  # a jump back to the older baseline level, from away from it, is not verified
     undo_points: int = 192  # n > 0: a jump undoing a verified jump of the last n points ends that anomaly
     onset_step: bool = True  # only a verified step (raw jump >= the change threshold) starts an excursion or a hold
+    stuck_end: bool = True  # the point that ends a stuck run is not verified and needs a new onset for an excursion
     lone_jump: float = 0.0  # f > 0: a lone verified point is emitted only if its jump is >= f * threshold
     merge_gap: int = 0  # n > 0: an alert stays open n points after its last flagged point (one alert per incident)
     use_markov: bool = True
@@ -272,9 +276,15 @@ class HydroDetector:
                 # leaving the envelope smoothly (a flood's rising limb) is not an anomaly by itself
                 step = verified and (not self.onset_step or abs(value - s["last_raw"]) >= thr)
                 excursion = excursion and bool(step or in_block or stuck)
-            if undone:
+            unstuck = self.stuck_end and self.stuck_run is not None and not stuck \
+                and s["flat_run"] + 1 >= self.stuck_run
+            if unstuck:
+                # the sensor moves again: the jump from the stuck value to the live reading ends that anomaly and
+                # is not a new one (the river may have risen while the value was stuck)
+                verified = False
+            if undone or unstuck:
                 # the anomaly that froze the baseline ended; a level still outside it (the river rose during a
-                # dropout) needs a new onset
+                # dropout or a stuck run) needs a new onset
                 excursion = excursion and bool(in_block or stuck)
             if self.undo_points:
                 dx = value - s["last_raw"]
