@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from flink_jobs.streaming.blocks import lines_of, split_by_series
@@ -82,6 +84,13 @@ def test_java_parsing_splitter_gives_python_rows_and_leaves_the_rest(flink_strea
         assert got == (line if isinstance(got, str) else expected)
     allow = series_block_splitter(flink_stream_env, 3, (), ("other",))
     assert len(decode_block(bytes(allow.encode(PARSE_CASES[0])), 3).ts) == 0  # not accepted: Python says why
+    # without now_ms, a row's ingest time is when the splitter cut its block (alerts' latency starts there)
+    before = int(time.time() * 1000)
+    data = bytes(java.encode("\n".join(PARSE_CASES)))
+    cut = int(time.time() * 1000)
+    time.sleep(0.05)  # decoded later: the stamp must still be the cut's
+    stamped = decode_block(data, 3)
+    assert before <= int(stamped.ingest.min()) == int(stamped.ingest.max()) <= cut
 
 
 def test_windows_cut_from_arrays_equal_windows_cut_from_rows():

@@ -9,7 +9,6 @@ not once per line. A one-line record is a block of one line: a Kafka source need
 
 from __future__ import annotations
 
-import time
 from typing import NamedTuple
 
 import numpy as np
@@ -53,9 +52,11 @@ def row_list(rows, series_id: str) -> list:
 
 
 def decode_block(block: bytes, n_values: int, now_ms: int | None = None) -> ParsedRows:
-    """The parsing splitter's bytes (layout in ``SeriesBlockSplitter.ParsedBlock``) -> ``ParsedRows``."""
+    """The parsing splitter's bytes (layout in ``SeriesBlockSplitter.ParsedBlock``) -> ``ParsedRows``; the
+    rows' ``ingest`` is the time the splitter cut the block (``now_ms`` instead, if given)."""
     n, m = np.frombuffer(block, dtype="<i4", count=2)
-    off, raw = 8, []
+    (cut_ms,) = np.frombuffer(block, dtype="<i8", count=1, offset=8)
+    off, raw = 16, []
     for _ in range(int(m)):
         place, size = np.frombuffer(block, dtype="<i4", count=2, offset=off)
         raw.append((int(place), bytes(block[off + 8 : off + 8 + int(size)]).decode("utf-8")))
@@ -63,7 +64,7 @@ def decode_block(block: bytes, n_values: int, now_ms: int | None = None) -> Pars
     off += (8 - off % 8) % 8
     ts = np.frombuffer(block, dtype="<i8", count=int(n), offset=off)
     values = np.frombuffer(block, dtype="<f8", count=int(n) * n_values, offset=off + 8 * int(n))
-    now = int(time.time() * 1000) if now_ms is None else now_ms
+    now = int(cut_ms) if now_ms is None else now_ms
     return ParsedRows(ts, values.reshape(int(n), n_values), np.full(int(n), now, dtype=np.int64), raw)
 
 

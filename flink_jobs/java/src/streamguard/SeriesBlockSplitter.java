@@ -133,9 +133,10 @@ public final class SeriesBlockSplitter implements FlatMapFunction<String, Row>, 
     }
 
     /**
-     * One series' parsed lines. Layout (little-endian): int32 fast rows n, int32 raw lines m; m times
-     * (int32 place in the block, int32 byte length, UTF-8 bytes); zero padding to a multiple of 8; n int64
-     * timestamps; n * nValues float64 values, row by row.
+     * One series' parsed lines. Layout (little-endian): int32 fast rows n, int32 raw lines m, int64 wall-clock
+     * ms at which the block was cut (the rows' parse time: alerts' latency counts from it); m times (int32 place
+     * in the block, int32 byte length, UTF-8 bytes); zero padding to a multiple of 8; n int64 timestamps;
+     * n * nValues float64 values, row by row.
      */
     static final class ParsedBlock {
         private final int nValues;
@@ -208,10 +209,10 @@ public final class SeriesBlockSplitter implements FlatMapFunction<String, Row>, 
         }
 
         byte[] toBytes() {
-            int head = 8 + rawBytes;
+            int head = 16 + rawBytes;
             int pad = (8 - head % 8) % 8;
             ByteBuffer buf = ByteBuffer.allocate(head + pad + 8 * n + 8 * n * nValues).order(ByteOrder.LITTLE_ENDIAN);
-            buf.putInt(n).putInt(raw.size());
+            buf.putInt(n).putInt(raw.size()).putLong(System.currentTimeMillis());
             for (int i = 0; i < raw.size(); i++) {
                 buf.putInt(rawPlaces.get(i)[0]).putInt(rawPlaces.get(i)[1]).put(raw.get(i));
             }
