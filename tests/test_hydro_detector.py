@@ -218,8 +218,10 @@ def test_return_from_a_dropout_ends_the_anomaly_even_where_the_river_rose_meanwh
     out = det.score_series(x, ts)
     assert out["anomalous"][100:106].all()
     assert not out["anomalous"][106:].any()
-    # without the rule the raised level stays flagged as an excursion from the frozen baseline
-    assert det.variant(undo_points=0).score_series(x, ts)["anomalous"][106:150].all()
+    # six equal readings are also a stuck run: the undo rule alone ends the anomaly too ...
+    assert not det.variant(stuck_end=False).score_series(x, ts)["anomalous"][106:].any()
+    # ... and without either rule the raised level stays flagged as an excursion from the frozen baseline
+    assert det.variant(undo_points=0, stuck_end=False).score_series(x, ts)["anomalous"][106:150].all()
 
 
 def test_lone_small_jump_is_alerted_from_its_second_point_only():
