@@ -1,6 +1,6 @@
 """Streaming bench: in-process scoring in Flink vs the ceiling of the core vs the paper's REST-per-window design.
 
-    python -m bench.stream_bench [--machines 8 --rows 20000 --hidden 200]
+    python -m bench.stream_bench [--machines 8 --rows 40000 --hidden 200]
 
 (a) ceiling: ``detector.score_windows`` alone on batches (and one window at a time), windows/s;
 (b) the LSTM job end to end on the embedded mini-cluster, bounded input of one file per machine:
@@ -92,13 +92,25 @@ def ceiling(det, seconds: float = 3.0) -> dict:
 
 
 def _lines(args, names, start, rows):
+    """Rows ``start`` to ``start + rows`` of the machine's test half for each series name; past the end of the
+    test half it starts over, later in time (the next lap's timestamps follow on), so any row count can be
+    streamed (the half-load latency run needs more rows than one test half holds)."""
     from flink_jobs import replay
     from serving.settings import get_settings
 
     smd = get_settings().smd_dir
+    with open(Path(smd) / "test" / f"{args.machine}.txt") as fh:
+        n_file = sum(1 for _ in fh)
+    t0 = replay.iso_ms(replay.DEFAULT_T0)
     for name in names:
-        for x in replay.smd_lines(smd, args.machine, start, rows):
-            yield name, replay.Line(x.ts, name, x.text.replace(args.machine, name, 1))
+        i, left = start, rows
+        while left > 0:
+            lap, row = divmod(i, n_file)
+            take = min(left, n_file - row)
+            lap_t0 = t0 + lap * n_file * replay.SMD_INTERVAL_MS
+            for x in replay.smd_lines(smd, args.machine, row, take, t0_ms=lap_t0):
+                yield name, replay.Line(x.ts, name, x.text.replace(args.machine, name, 1))
+            i, left = i + take, left - take
 
 
 def throughput_run(args, names, root: Path, batch_size: int, rest_url: str = "", rows: int | None = None) -> dict:
@@ -251,7 +263,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.stream_bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--machine", default="machine-1-2", help="SMD machine whose train/test rows are used")
     p.add_argument("--machines", type=int, default=8, help="series streamed at once (same model, own names)")
-    p.add_argument("--rows", type=int, default=20000, help="test rows per series for the throughput runs")
+    p.add_argument("--rows", type=int, default=40000,
+                   help="rows per series for the throughput runs (past the test half it starts over, later in time)")
     p.add_argument("--rest-rows", type=int, default=2000, help="rows per series for the REST job")
     p.add_argument("--hidden", type=int, default=200, help="LSTM hidden units (paper: 200)")
     p.add_argument("--batches", default="1,16,64", help="job batch sizes (windows per model call) for (b)")
