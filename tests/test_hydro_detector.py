@@ -282,3 +282,25 @@ def test_end_of_a_stuck_run_ends_the_anomaly_even_where_the_river_rose_meanwhile
     # without the rule the jump off the stuck value is verified and the raised level stays an excursion
     off = det.variant(stuck_end=False).score_series(x, ts)
     assert off["verified"][150] and off["anomalous"][150:200].all()
+
+
+def test_roughness_the_history_shows_daily_at_this_hour_does_not_start_a_block():
+    rng = np.random.default_rng(5)
+    step, per_day, days = 900_000, 96, 14
+    hist = 10 + rng.normal(0, 0.02, per_day * days)
+    jitter = np.tile([0.6, -0.6], 16)  # 8 hours of alternating +-0.6 cm, every day from 08:00 (a daily pulse)
+    for d in range(days):
+        hist[d * per_day + 32 : d * per_day + 64] += jitter
+    ts_hist = np.arange(len(hist)) * step
+    det = fit_detector(hist, ts_hist, order=(0, 0, 0), change_threshold=2.0, rough_daily=True)
+    prof = np.asarray(det.rough_profile)
+    assert len(prof) == per_day and prof[50] > 4 * det.rough_scale and prof[10] < 2 * det.rough_scale
+    x = 10 + rng.normal(0, 0.02, 2 * per_day)
+    x[32:64] += jitter  # the usual pulse, at its usual hour
+    x[per_day + 72 : per_day + 90] += jitter[:18]  # the same jitter at 18:00, where the history is quiet
+    ts = ts_hist[-1] + step + np.arange(len(x)) * step  # the scored day starts at 00:00 like the history
+    out = det.score_series(x, ts)
+    assert not (out["reasons"][:per_day] & R_BLOCK).any()
+    assert (out["reasons"][per_day + 72 : per_day + 90] & R_BLOCK).any()
+    off = det.variant(rough_daily=False).score_series(x, ts)
+    assert (off["reasons"][32:64] & R_BLOCK).any()

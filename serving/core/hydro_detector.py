@@ -16,6 +16,9 @@ Per point (``update``):
      (the larger of the history's median and, with ``rough_local``, the recent unflagged points' median);
      flagging continues until it falls to ``rough_off`` times (ice, sensor handling and fouling make long
      jittery blocks in which single points look ordinary; smooth floods and the daily cycle do not trip it).
+     With ``rough_daily`` the typical value is also at least the history's median spread at this time of
+     day (``rough_profile``, over the history's days): a roughness seen at that hour on most days (daily
+     releases or pulses) starts no block;
      ``block_rule="density"`` is session 1's rule (share of ARIMA candidates among the last 24 points);
    - *stuck sensor*: a run of ``stuck_run`` or more identical values (|change| <= ``stuck_eps``) is flagged
      from its ``stuck_run``-th point on; ``stuck_run`` is twice the 99.5th percentile of flat-run lengths in
@@ -92,6 +95,8 @@ class HydroDetector:
     rough_local: bool = True  # scale by the recent unflagged spread when it is larger than the history's
     rough_order: int = 2  # 1: spread of the increments, 2: of their differences (see rough_ratio)
     rough_scale: float | None = None  # median rolling robust spread of the history's increments
+    rough_daily: bool = False  # scale also by the history's typical spread at this time of day (rough_profile)
+    rough_profile: tuple | None = None  # per time-of-day slot (step_ms wide): median rolling spread over days
     excursion_onset: bool = True  # an excursion only continues a block that another rule started
     state_scale: tuple | None = None  # set for (level, first difference) states: (level sd, difference sd)
     stuck_run: int | None = 12
@@ -240,6 +245,11 @@ class HydroDetector:
             if self.block_rule == "rough":
                 spread = rough_spread(dxs, self.rough_order)
                 scale = self.rough_scale or 0.0
+                if self.rough_daily and self.rough_profile and self.step_ms:
+                    # a roughness the history shows at this time of day on most days is normal there (daily
+                    # releases, pumps or snowmelt pulses at FranklinBasin), however rare over the whole day
+                    prof = self.rough_profile
+                    scale = max(scale, prof[(ts_ms % 86_400_000) // self.step_ms % len(prof)])
                 if self.rough_local and len(s["rbase"]) >= 8:
                     # the typical spread of the last unflagged points, when larger: high flows are rougher
                     rs = _sorted_of(s, "rbase")
@@ -488,6 +498,31 @@ def rough_scale_of(values: np.ndarray, window: int = 24, order: int = 2) -> floa
     return scale if scale > 0 else None
 
 
+def rough_profile_of(values: np.ndarray, ts: np.ndarray, step_ms: int | None, window: int = 24,
+                     order: int = 2, min_days: int = 7) -> tuple | None:
+    """Per time-of-day slot (``step_ms`` wide), the median over the history's days of the rolling robust
+    spread that ``rough_spread`` computes for a window ending in that slot; None without ``step_ms`` or with
+    fewer than ``min_days`` days of history."""
+    x = np.asarray(values, dtype=float)
+    t = np.asarray(ts, dtype=np.int64)
+    day = 86_400_000
+    if not step_ms or len(x) < 2 * window or (t[-1] - t[0]) < min_days * day or day % step_ms:
+        return None
+    dx = np.diff(x)
+    if order == 2:
+        window -= 1
+        dx = np.diff(dx)
+    w = np.lib.stride_tricks.sliding_window_view(dx, window)
+    ok = np.isfinite(w).all(axis=1)
+    med = np.median(w[ok], axis=1, keepdims=True)
+    mad = 1.4826 * np.median(np.abs(w[ok] - med), axis=1)
+    end_ts = t[len(t) - len(w):][ok]  # the window's last value's timestamp
+    slot = (end_ts % day) // step_ms
+    n = day // step_ms
+    prof = [float(np.median(mad[slot == i])) if np.sum(slot == i) >= min_days else 0.0 for i in range(n)]
+    return tuple(prof)
+
+
 def stuck_run_length(values: np.ndarray, eps: float = 0.0, floor: int = 6) -> int:
     """Twice the 99.5th percentile of flat-run lengths in history (at least ``floor``; ``floor`` when the
     history has fewer than 20 flat runs)."""
@@ -567,6 +602,8 @@ def fit_detector(
         window=window,
         stuck_run=stuck_run_length(x),
         rough_scale=rough_scale_of(x, settings.get("rough_window", 24), settings.get("rough_order", 2)),
+        rough_profile=rough_profile_of(x, ts, step_ms, settings.get("rough_window", 24),
+                                       settings.get("rough_order", 2)) if ts is not None else None,
         max_gap_ms=max_gap,
         step_ms=step_ms,
         meta={"inertia": states.inertia, "silhouette": states.silhouette, "k_scores": states.k_scores,

@@ -15,7 +15,7 @@ import numpy as np
 
 from serving.core import arima as ar
 from serving.core.event_metrics import all_metrics
-from serving.core.hydro_detector import HydroDetector, fit_detector, rough_scale_of
+from serving.core.hydro_detector import HydroDetector, fit_detector, rough_profile_of, rough_scale_of
 
 DAY_MS = 86_400_000
 
@@ -47,6 +47,13 @@ CONFIGS |= {f"{c}+daily": {**kw, "recurrence_days": 2} for c, kw in list(CONFIGS
 # thresholds (a spike in its own right); smaller departures are alerted from their second point on
 CONFIGS |= {f"{c}+alert": {**CONFIGS[c], "merge_gap": 8, "lone_jump": 3.0}
             for c in ("d2", "d1", "d2+local", "d1+local", "d1+free", "density+free")}
+# opt-in (``bench.hydro_bench --tod``, or by name in a sensor's detector_config): each roughness config with
+# the time-of-day scale (session 5), so a roughness the history shows at this hour on most days (FranklinBasin's
+# daily pulses) starts no block. It is not among the bench's default candidates: offered to the leave-one-site-
+# out choice it lowered TonyGrove and MainStreet (midday ice roughness recurs daily in TonyGrove's winter
+# history) and was not chosen for FranklinBasin, where it helps (docs/model_card_hydro.md)
+TOD_CONFIGS = {f"{c}+tod": {**kw, "rough_daily": True} for c, kw in CONFIGS.items()
+               if kw.get("block_rule", "rough") == "rough"}
 
 
 @dataclass
@@ -110,6 +117,9 @@ def rolling_scores(
             if changes.get("rough_order", det.rough_order) != det.rough_order:
                 # the history scale belongs to the roughness order: recompute it (label-free, cheap)
                 changes["rough_scale"] = rough_scale_of(hist, det.rough_window, changes["rough_order"])
+                if changes.get("rough_daily"):
+                    changes["rough_profile"] = rough_profile_of(hist, t[:a], det.step_ms, det.rough_window,
+                                                                changes["rough_order"])
             out = det.variant(**changes).score_series(x[a:b], t[a:b])
             res.score_seconds[name] += time.perf_counter() - t1
             res.flags[name][a - res.start : b - res.start] = out["anomalous"]

@@ -60,16 +60,17 @@ def _current_order(name: str):
 
 def resolve_config(config) -> dict:
     """Detector settings from a config name of the hydro bench (``evaluate.CONFIGS``: ``d2``, ``d2+local``,
-    ``d2+daily``, ...), a dict of ``HydroDetector`` settings, or nothing (the defaults, ``d2``)."""
+    ``d2+daily``, ``d1+alert+tod``, ...), a dict of ``HydroDetector`` settings, or nothing (the defaults, ``d2``)."""
     if not config:
         return {}
     if isinstance(config, str):
-        from training.hydro.evaluate import CONFIGS
+        from training.hydro.evaluate import CONFIGS, TOD_CONFIGS
 
-        if config not in CONFIGS:
-            raise ValueError(f"unknown hydro detector config {config!r}: use one of {sorted(CONFIGS)} "
+        named = CONFIGS | TOD_CONFIGS
+        if config not in named:
+            raise ValueError(f"unknown hydro detector config {config!r}: use one of {sorted(named)} "
                              "or a dict of HydroDetector settings")
-        return dict(CONFIGS[config])
+        return dict(named[config])
     return dict(config)
 
 
