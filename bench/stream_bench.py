@@ -215,6 +215,21 @@ def _write_live(args: dict, names, warm: int, n_rows: int, landing: str, rows_pe
                                 prefix="live", total=n_rows * len(names), progress=False)
 
 
+def series_per_subtask(names, parallelism: int) -> list[int]:
+    """How many of ``names`` each keyed subtask holds: Flink's key-group hash of the key (a one-field Row, as
+    the jobs key by), ``max parallelism`` 128 (Flink's default below 128 subtasks)."""
+    from pyflink.java_gateway import get_gateway
+
+    jvm = get_gateway().jvm
+    counts = [0] * parallelism
+    for name in names:
+        key = jvm.org.apache.flink.types.Row.withPositions(1)
+        key.setField(0, name)
+        counts[jvm.org.apache.flink.runtime.state.KeyGroupRangeAssignment.assignKeyToParallelOperator(
+            key, 128, parallelism)] += 1
+    return counts
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -332,6 +347,7 @@ def main(argv=None) -> int:
                          "SG_FLINK_PARALLELISM", "2"), "seconds": round(time.time() - t_start, 1),
                      "loadavg_start": list(load_start), "loadavg_end": list(os.getloadavg()),
                      "nice": os.nice(0),
+                     "series_per_subtask": series_per_subtask(names, int(os.environ.get("SG_FLINK_PARALLELISM", "2"))),
                      "python_bundle": {"size": cfg0.bundle_size, "time_ms": cfg0.bundle_time_ms}},
         "a_ceiling_windows_per_s": {"batch_1": max(ceil[1], ceil_after[1]), "batch_64": a64,
                                     "before_b": ceil, "after_b": ceil_after},
@@ -401,7 +417,10 @@ def table(r: dict) -> str:
     out.append("")
     out.append(f"Model: LSTM-ED hidden {s['model_hidden']}, windows {s['window'][0]}/{s['window'][1]}, "
                f"{s['channels']} channels; {s['machines']} series x {s['rows']} rows; Flink parallelism "
-               f"{s['flink_parallelism']}; machine: {s['cpu_count']} CPU cores, shared: load average "
+               f"{s['flink_parallelism']}"
+               + (f" (series per scoring subtask by Flink's key hash: {' / '.join(map(str, s['series_per_subtask']))}"
+                  "; the most loaded subtask bounds (b))" if s.get("series_per_subtask") else "")
+               + "; machine: {s['cpu_count']} CPU cores, shared: load average "
                f"{s['loadavg_start'][0]:.1f} at start, {s['loadavg_end'][0]:.1f} at end"
                + (f" (the bench ran at nice {s['nice']}, other work at 0)" if s.get("nice") else "")
                + "; Python bundles "
