@@ -420,7 +420,7 @@ def table(r: dict) -> str:
                f"{s['flink_parallelism']}"
                + (f" (series per scoring subtask by Flink's key hash: {' / '.join(map(str, s['series_per_subtask']))}"
                   "; the most loaded subtask bounds (b))" if s.get("series_per_subtask") else "")
-               + "; machine: {s['cpu_count']} CPU cores, shared: load average "
+               + f"; machine: {s['cpu_count']} CPU cores, shared: load average "
                f"{s['loadavg_start'][0]:.1f} at start, {s['loadavg_end'][0]:.1f} at end"
                + (f" (the bench ran at nice {s['nice']}, other work at 0)" if s.get("nice") else "")
                + "; Python bundles "
