@@ -113,7 +113,11 @@ def _lines(args, names, start, rows):
             i, left = i + take, left - take
 
 
-def throughput_run(args, names, root: Path, batch_size: int, rest_url: str = "", rows: int | None = None) -> dict:
+def throughput_run(args, names, root: Path, batch_size: int, rest_url: str = "", rows: int | None = None,
+                   mixed_lines: int = 0) -> dict:
+    """The job on a backlog: one file per series (read one after the other by the single file reader), or
+    with ``mixed_lines`` > 0 files of that many lines holding all series interleaved in time (a fleet's
+    landing files)."""
     from flink_jobs import replay
     from flink_jobs.env import stream_env
     from flink_jobs.streaming import lstm_job
@@ -125,8 +129,12 @@ def throughput_run(args, names, root: Path, batch_size: int, rest_url: str = "",
     by_name: dict[str, list] = {}
     for name, line in _lines(args, names, 0, rows):
         by_name.setdefault(name, []).append(line)
-    for name, lines in by_name.items():  # one file per series: read in order
-        replay.write_landing(lines, land, rows_per_file=len(lines), prefix=name, progress=False)
+    if mixed_lines > 0:
+        merged = replay.merge([iter(lines) for lines in by_name.values()])
+        replay.write_landing(merged, land, rows_per_file=mixed_lines, prefix="mixed", progress=False)
+    else:
+        for name, lines in by_name.items():  # one file per series, read in order
+            replay.write_landing(lines, land, rows_per_file=len(lines), prefix=name, progress=False)
     cfg = from_env("lstm_ed", landing_dir=str(land), out_dir=str(root / "out"), bounded=True, every_window=True,
                    series=tuple(names), batch_size=batch_size, rest_url=rest_url)
     env = stream_env()
