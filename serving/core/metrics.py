@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from serving.core.event_metrics import runs
+
 
 def window_labels(labels: np.ndarray, starts: np.ndarray, length: int) -> np.ndarray:
     lab = np.asarray(labels).astype(bool)
@@ -35,9 +37,8 @@ def point_predictions(flags: np.ndarray, starts: np.ndarray, length: int, n_poin
 
 
 def segments_of(labels: np.ndarray) -> list[tuple[int, int]]:
-    lab = np.concatenate([[0], np.asarray(labels).astype(np.int8), [0]])
-    d = np.diff(lab)
-    return list(zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1)))
+    """[start, end) of each run of labeled points (``event_metrics.runs`` as a list of pairs)."""
+    return [(int(a), int(b)) for a, b in runs(labels)]
 
 
 def point_adjust(pred: np.ndarray, labels: np.ndarray) -> np.ndarray:

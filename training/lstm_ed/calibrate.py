@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from serving.core.metrics import prf
+from serving.core.metrics import prf, segments_of
 
 
 def unsupervised(val_scores: np.ndarray, q: float = 0.99, far: float = 0.01) -> tuple[float, float]:
@@ -197,5 +197,4 @@ def search(scores: np.ndarray, wlabels: np.ndarray, n_tau: int = 60, extra_taus=
 
 def count_events(labels: np.ndarray) -> int:
     """Labeled events in a point-label vector: maximal runs of labeled points."""
-    lab = np.asarray(labels).astype(bool).astype(np.int8)
-    return int((np.diff(np.concatenate([[0], lab])) == 1).sum())
+    return len(segments_of(labels))
