@@ -478,6 +478,12 @@ def rough_spread(dxs, order: int = 2) -> float | None:
     return 1.4826 * median_mad(sorted(dxs))[1]
 
 
+def _window_spreads(w: np.ndarray) -> np.ndarray:
+    """Robust spread (1.4826 MAD) of each row of ``w`` (rolling windows of increments)."""
+    med = np.median(w, axis=1, keepdims=True)
+    return 1.4826 * np.median(np.abs(w - med), axis=1)
+
+
 def rough_scale_of(values: np.ndarray, window: int = 24, order: int = 2) -> float | None:
     """Median over the history of the rolling robust spread that ``rough_ratio`` computes (robust to
     anomalous stretches covering less than half the history); None when undefined."""
@@ -489,9 +495,7 @@ def rough_scale_of(values: np.ndarray, window: int = 24, order: int = 2) -> floa
         dx = np.diff(dx)
     if len(dx) < 2 * window:
         return None
-    w = np.lib.stride_tricks.sliding_window_view(dx, window)[:: max(1, len(dx) // 5000)]
-    med = np.median(w, axis=1, keepdims=True)
-    mad = 1.4826 * np.median(np.abs(w - med), axis=1)
+    mad = _window_spreads(np.lib.stride_tricks.sliding_window_view(dx, window)[:: max(1, len(dx) // 5000)])
     scale = float(np.median(mad))
     if scale <= 0:  # quantised sensors: fall back to the mean spread
         scale = float(np.mean(mad))
@@ -514,8 +518,7 @@ def rough_profile_of(values: np.ndarray, ts: np.ndarray, step_ms: int | None, wi
         dx = np.diff(dx)
     w = np.lib.stride_tricks.sliding_window_view(dx, window)
     ok = np.isfinite(w).all(axis=1)
-    med = np.median(w[ok], axis=1, keepdims=True)
-    mad = 1.4826 * np.median(np.abs(w[ok] - med), axis=1)
+    mad = _window_spreads(w[ok])
     end_ts = t[len(t) - len(w):][ok]  # the window's last value's timestamp
     slot = (end_ts % day) // step_ms
     n = day // step_ms
