@@ -349,13 +349,13 @@ def main(argv=None) -> int:
     a64 = max(ceil[64], ceil_after[64])
     a64_cpu = max(ceil["64_per_cpu_s"], ceil_after["64_per_cpu_s"])
     best_cpu = max(runs.values(), key=lambda r: r["windows_per_cpu_s"])
+    parallelism = os.environ.get("SG_FLINK_PARALLELISM", "2")
     res_json = {
         "settings": {**vars(args), "model_hidden": det.model_config.get("hidden"), "window": [det.length, det.step],
-                     "channels": det.n_channels, "cpu_count": cores, "flink_parallelism": os.environ.get(
-                         "SG_FLINK_PARALLELISM", "2"), "seconds": round(time.time() - t_start, 1),
+                     "channels": det.n_channels, "cpu_count": cores, "flink_parallelism": parallelism, "seconds": round(time.time() - t_start, 1),
                      "loadavg_start": list(load_start), "loadavg_end": list(os.getloadavg()),
                      "nice": os.nice(0),
-                     "series_per_subtask": series_per_subtask(names, int(os.environ.get("SG_FLINK_PARALLELISM", "2"))),
+                     "series_per_subtask": series_per_subtask(names, int(parallelism)),
                      "python_bundle": {"size": cfg0.bundle_size, "time_ms": cfg0.bundle_time_ms}},
         "a_ceiling_windows_per_s": {"batch_1": max(ceil[1], ceil_after[1]), "batch_64": a64,
                                     "before_b": ceil, "after_b": ceil_after},
