@@ -18,6 +18,11 @@ def configure(env, cfg: StreamConfig) -> None:
     conf = Configuration()
     conf.set_string("python.fn-execution.bundle.size", str(cfg.bundle_size))
     conf.set_string("python.fn-execution.bundle.time", str(cfg.bundle_time_ms))
+    if cfg.python_mode not in ("process", "thread"):
+        raise ValueError(f"python_mode must be 'process' or 'thread', got {cfg.python_mode!r}")
+    conf.set_string("python.execution-mode", cfg.python_mode)
+    if cfg.python_mode == "thread":
+        conf.set_string("python.pythonpath", thread_mode_pythonpath())
     if cfg.restart_attempts > 0:
         conf.set_string("restart-strategy.type", "fixed-delay")
         conf.set_string("restart-strategy.fixed-delay.attempts", str(cfg.restart_attempts))
@@ -25,6 +30,34 @@ def configure(env, cfg: StreamConfig) -> None:
     env.configure(conf)
     if cfg.jars:
         env.add_jars(*[j if "://" in j else f"file://{j}" for j in cfg.jars])
+
+
+def thread_mode_pythonpath() -> str:
+    """sys.path entries the JVM-embedded interpreter needs: it starts from the base Python, so neither the
+    venv's site-packages (pyflink, pemja, torch) nor this package (an editable install, found through a
+    .pth hook that only site directories run) is on its path otherwise."""
+    import sysconfig
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    paths = [str(repo), sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]
+    return ":".join(dict.fromkeys(paths))
+
+
+def side_outputs(main, cfg: StreamConfig):
+    """(dead letters, scores or None) of the scoring operator. PyFlink reads a side output through an
+    identity Python map; in thread mode each Python operator of a chain has its own interpreter thread
+    state on the task's one thread, and C code that calls PyGILState_Ensure from a state other than the
+    thread's first (sqlite3 replacing a SQL function as MLflow opens the registry, in ``open()``) waits
+    for the GIL it holds: the maps go to their own tasks there."""
+    from flink_jobs.streaming.common import DEAD, SCORES
+
+    dead = main.get_side_output(DEAD)
+    scores = main.get_side_output(SCORES) if cfg.every_window else None
+    if cfg.python_mode == "thread":
+        dead = dead.disable_chaining()
+        scores = scores.disable_chaining() if scores is not None else None
+    return dead, scores
 
 
 def add_common_args(p: argparse.ArgumentParser, family: str) -> None:
@@ -46,6 +79,8 @@ def add_common_args(p: argparse.ArgumentParser, family: str) -> None:
     p.add_argument("--bundle-time-ms", type=int, default=d.bundle_time_ms,
                    help="longest a Python bundle is held before its results go out (latency)")
     p.add_argument("--bundle-size", type=int, default=d.bundle_size, help="elements per Python bundle at most")
+    p.add_argument("--python-mode", choices=("process", "thread"), default=d.python_mode,
+                   help="'process': Python workers fed in bundles; 'thread': Python inside the JVM, per element")
     p.add_argument("--parallelism", type=int, default=None, help="default: SG_FLINK_PARALLELISM")
     p.add_argument("--model-cache-dir", default=d.model_cache_dir,
                    help="copies of loaded models, used when the registry is unreachable")
@@ -58,7 +93,7 @@ def config_from_args(args, family: str, **more) -> StreamConfig:
         series=tuple(s for s in args.series.split(",") if s), out_of_orderness_ms=args.out_of_orderness_ms,
         every_window=args.every_window, checkpoint_interval_ms=args.checkpoint_interval_ms,
         discovery_interval_ms=args.discovery_interval_ms, model_cache_dir=args.model_cache_dir,
-        bundle_time_ms=args.bundle_time_ms, bundle_size=args.bundle_size, **more,
+        bundle_time_ms=args.bundle_time_ms, bundle_size=args.bundle_size, python_mode=args.python_mode, **more,
     )
 
 

@@ -19,7 +19,7 @@ from pyflink.datastream import KeyedProcessFunction
 from pyflink.datastream.state import ValueStateDescriptor
 
 from flink_jobs.streaming.blocks import keyed_series_blocks, lines_of
-from flink_jobs.streaming.cli import add_common_args, config_from_args, configure
+from flink_jobs.streaming.cli import add_common_args, config_from_args, configure, side_outputs
 from flink_jobs.streaming.common import DEAD, SCORES, Counters
 from flink_jobs.streaming.config import StreamConfig, from_env
 from flink_jobs.streaming.records import LineParser, alert_json, dead_letter_json
@@ -118,8 +118,7 @@ def build(env, source=None, sink=None, cfg: StreamConfig | None = None):
     # parse inside the keyed operator: lines cross to Python once, in blocks (see lstm_job)
     alerts = (keyed_series_blocks(env, source.stream(env))
               .process(OrderAndScore(cfg), output_type=Types.STRING()).name("order-score").uid("order-score"))
-    dead = alerts.get_side_output(DEAD)
-    scores = alerts.get_side_output(SCORES) if cfg.every_window else None
+    dead, scores = side_outputs(alerts, cfg)
     sink.attach(alerts, scores, dead)
     return alerts, scores, dead
 

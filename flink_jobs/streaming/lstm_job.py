@@ -15,8 +15,7 @@ import sys
 from pyflink.common import Types
 
 from flink_jobs.streaming.blocks import keyed_series_blocks
-from flink_jobs.streaming.cli import add_common_args, config_from_args, configure
-from flink_jobs.streaming.common import DEAD, SCORES
+from flink_jobs.streaming.cli import add_common_args, config_from_args, configure, side_outputs
 from flink_jobs.streaming.config import StreamConfig, from_env
 from flink_jobs.streaming.scoring import OrderWindowScore
 from flink_jobs.streaming.sinks import FileSinks
@@ -36,8 +35,7 @@ def build(env, source=None, sink=None, cfg: StreamConfig | None = None):
     alerts = (keyed_series_blocks(env, lines, parse=(cfg.n_values, cfg.nodata_codes, cfg.series))
               .process(OrderWindowScore(cfg), output_type=Types.STRING())
               .name("order-window-score").uid("order-window-score"))
-    dead = alerts.get_side_output(DEAD)
-    scores = alerts.get_side_output(SCORES) if cfg.every_window else None
+    dead, scores = side_outputs(alerts, cfg)
     sink.attach(alerts, scores, dead)
     return alerts, scores, dead
 

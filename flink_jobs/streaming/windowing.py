@@ -181,6 +181,16 @@ def no_model_dead_letters(models, counters, family: str, key: str, rows, stage: 
         yield DEAD, dead_letter_json(row_dead_letter(r, reason, registry_name(family, key)), stage)
 
 
+def subtask_of(runtime_context) -> tuple[int, int]:
+    """(subtask index, attempt number). PyFlink 2.3's thread-mode context still asks the Java context for
+    ``getIndexOfThisSubtask``, which Flink 2 moved to ``getTaskInfo()``; ask there when that fails."""
+    try:
+        return runtime_context.get_index_of_this_subtask(), runtime_context.get_attempt_number()
+    except Exception:  # noqa: BLE001 - py4j/pemja raise their own types
+        info = runtime_context._runtime_context.getTaskInfo()
+        return info.getIndexOfThisSubtask(), info.getAttemptNumber()
+
+
 def model_cache(cfg: StreamConfig, counters: Counters, runtime_context=None, operator: str = "",
                 status: bool = False) -> ModelCache:
     """The operator's model cache; with a series allow-list the models are loaded now (in ``open``) and a
@@ -192,8 +202,7 @@ def model_cache(cfg: StreamConfig, counters: Counters, runtime_context=None, ope
     if status and runtime_context is not None:
         from flink_jobs.streaming.status import StatusFile
 
-        status_file = StatusFile(cfg.status_path, cfg.family, runtime_context.get_index_of_this_subtask(),
-                                 runtime_context.get_attempt_number())
+        status_file = StatusFile(cfg.status_path, cfg.family, *subtask_of(runtime_context))
         status_file.write()
         cache.on_change = status_file.update
     for series_id in cfg.series:
@@ -203,5 +212,5 @@ def model_cache(cfg: StreamConfig, counters: Counters, runtime_context=None, ope
 
         ready = Path(cfg.out_dir) / ".ready"
         ready.mkdir(parents=True, exist_ok=True)
-        (ready / f"{operator}-{runtime_context.get_index_of_this_subtask()}").touch()
+        (ready / f"{operator}-{subtask_of(runtime_context)[0]}").touch()
     return cache
