@@ -26,11 +26,16 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 from training.hydro.evaluate import CONFIGS as BASE_CONFIGS  # noqa: E402
+from training.hydro.evaluate import ICE_CONFIGS as ALL_ICE_CONFIGS  # noqa: E402
 from training.hydro.evaluate import TOD_CONFIGS, VARIANTS, metrics_of, rolling_scores  # noqa: E402
 
 CONFIGS = dict(BASE_CONFIGS)  # the candidates of the label-free choice (``--tod`` adds the time-of-day ones)
 BENCH_VARIANTS = {"arima": VARIANTS["arima"], "arima+markov": VARIANTS["arima+markov"],
                   **{f"full:{c}": {**VARIANTS["full"], **kw} for c, kw in CONFIGS.items()}}
+# each candidate with the ice rule, run only on series given a covariate (Logan River: the site's water
+# temperature); without one they equal their base config
+ICE_CONFIGS = {f"{c}+ice": ALL_ICE_CONFIGS[f"{c}+ice"] for c in CONFIGS}
+ICE_VARIANTS = {f"full:{c}": {**VARIANTS["full"], **kw} for c, kw in ICE_CONFIGS.items()}
 LATENCY_CONFIG = "d2+local+daily"  # the config with the most work per point
 
 
@@ -39,6 +44,8 @@ def add_tod_configs():
     global LATENCY_CONFIG
     CONFIGS.update(TOD_CONFIGS)
     BENCH_VARIANTS.update({f"full:{c}": {**VARIANTS["full"], **kw} for c, kw in TOD_CONFIGS.items()})
+    ICE_CONFIGS.update({f"{c}+ice": ALL_ICE_CONFIGS[f"{c}+ice"] for c in TOD_CONFIGS})
+    ICE_VARIANTS.update({f"full:{c}": {**VARIANTS["full"], **ICE_CONFIGS[c]} for c in ICE_CONFIGS})
     LATENCY_CONFIG = "d2+local+daily+tod"
 
 OUT = Path(__file__).resolve().parent / "results"
@@ -92,10 +99,11 @@ def latency(det, x, ts, n: int) -> dict:
 
 
 def run_series(x, ts, y, *, initial_days, chunk_days, change_threshold, latency_points, incremental_points,
-               order_every=4):
+               order_every=4, covariate=None):
     t0 = time.perf_counter()
+    variants = BENCH_VARIANTS if covariate is None else BENCH_VARIANTS | ICE_VARIANTS
     res = rolling_scores(x, ts, initial_days=initial_days, chunk_days=chunk_days, order_every=order_every,
-                         change_threshold=change_threshold, variants=BENCH_VARIANTS)
+                         change_threshold=change_threshold, variants=variants, covariate=covariate)
     wall = time.perf_counter() - t0
     s = res.start
     det = res.detectors[0][1].variant(**CONFIGS[LATENCY_CONFIG])
@@ -123,12 +131,15 @@ def datasets(args):
 
     syn = {"initial_days": 0.3 * args.synthetic_points / 96, "chunk_days": 7, "change_threshold": 2.0}
     df = generate(args.synthetic_points, seed=args.seed)
-    yield "synthetic", [(df.value.to_numpy(), df.ts.to_numpy(), df.label.to_numpy())], syn
+    yield "synthetic", [(df.value.to_numpy(), df.ts.to_numpy(), df.label.to_numpy(), None)], syn
     cal = [generate(args.synthetic_points, seed=s) for s in args.calibration_seeds]
-    yield CALIBRATION, [(d.value.to_numpy(), d.ts.to_numpy(), d.label.to_numpy()) for d in cal], syn
+    yield CALIBRATION, [(d.value.to_numpy(), d.ts.to_numpy(), d.label.to_numpy(), None) for d in cal], syn
     for f in hydro.list_files(Path(args.data) / "hydro"):
-        s = hydro.series(hydro.read_file(f), "stage")
-        yield f"{hydro.site_of(f)} stage", [(s.value.to_numpy(), s.ts.to_numpy(), s.label.to_numpy())], \
+        df = hydro.read_file(f)
+        s = hydro.series(df, "stage")
+        # the same rows' water temperature: the ice rule's covariate (the +ice configs)
+        temp = None if args.no_covariate else hydro.series(df, "temp").value.to_numpy()
+        yield f"{hydro.site_of(f)} stage", [(s.value.to_numpy(), s.ts.to_numpy(), s.label.to_numpy(), temp)], \
             {"initial_days": 14, "chunk_days": 7, "change_threshold": 2.0}
     keys = [k for k in nab.list_series(Path(args.data) / "nab") if k.startswith(NAB_CATEGORY + "/")]
     series = []
@@ -136,7 +147,7 @@ def datasets(args):
         d = nab.load_series(Path(args.data) / "nab", k)
         if args.nab_max_points and len(d) > args.nab_max_points:
             d = d.iloc[: args.nab_max_points]
-        series.append((d.value.to_numpy(float), d.ts.to_numpy(), d.label.to_numpy()))
+        series.append((d.value.to_numpy(float), d.ts.to_numpy(), d.label.to_numpy(), None))
     yield f"NAB {NAB_CATEGORY} ({len(keys)} series)", series, {"initial_frac": 0.15, "chunks": 8,
                                                                 "change_threshold": None}
 
@@ -157,6 +168,8 @@ def main(argv=None):
     ap.add_argument("--tod", action="store_true",
                     help="also offer the time-of-day roughness configs (`+tod`) to the label-free choice; writes "
                          "hydro_bench_tod.md/.json instead")
+    ap.add_argument("--no-covariate", action="store_true",
+                    help="do not give the Logan River series their water temperature (skips the +ice configs)")
     args = ap.parse_args(argv)
     if args.tod:
         add_tod_configs()
@@ -173,7 +186,7 @@ def main(argv=None):
         if args.only and not any(o in name for o in args.only):
             continue
         parts = []
-        for x, ts, y in series:
+        for x, ts, y, cov in series:
             if "initial_frac" in cfg:
                 span = (ts[-1] - ts[0]) / 86_400_000
                 kw = {"initial_days": cfg["initial_frac"] * span, "chunk_days": span * 0.85 / cfg["chunks"]}
@@ -182,7 +195,7 @@ def main(argv=None):
             lat_n = args.latency_points if len(series) == 1 else max(30, args.latency_points // len(series))
             inc_n = args.incremental_points  # per series: a p99 over a few hundred points is too noisy
             parts.append(run_series(x, ts, y, change_threshold=cfg["change_threshold"], latency_points=lat_n,
-                                    incremental_points=inc_n, **kw))
+                                    incremental_points=inc_n, covariate=cov, **kw))
         days = sum(p["days"] for p in parts)
         variants = parts[0]["metrics"].keys()
         metrics = {v: pooled([p["metrics"][v] for p in parts], days) if len(parts) > 1 else parts[0]["metrics"][v]
@@ -212,6 +225,10 @@ def main(argv=None):
             r["selected_config"] = selection[name]["config"]
             r["selected_by"] = selection[name]["by"]
             r["metrics"]["full"] = r["metrics"][f"full:{selection[name]['config']}"]
+        for key in ("temp", "union"):
+            if name in selection and key in selection[name]:
+                r[f"selected_config_{key}"] = selection[name][key]
+                r["metrics"][f"full+{key}"] = r["metrics"][f"full:{selection[name][key]}"]
     load_end = os.getloadavg()
     md = render({k: v for k, v in results.items() if k != CALIBRATION}, results.get(CALIBRATION), load_start,
                 load_end)
@@ -256,6 +273,11 @@ def select_configs(results: dict) -> dict:
             return (float(np.mean([m["event_f1"] for m in ms])), float(np.mean([m["f1"] for m in ms])))
 
         out[name] = {"config": max(CONFIGS, key=score), "by": "leave one site out: " + ", ".join(others)}
+        if all(f"full:{c}" in results[n]["metrics"] for n in sites for c in ICE_CONFIGS):
+            # with the water-temperature covariate supplied (the ice rule on): the same choice among the +ice
+            # configs; and, for comparison, among stage-only and +ice configs together
+            out[name]["temp"] = max(ICE_CONFIGS, key=score)
+            out[name]["union"] = max([*CONFIGS, *ICE_CONFIGS], key=score)
     return out
 
 
@@ -290,6 +312,30 @@ def render(results: dict, calibration: dict | None = None, load_start=(), load_e
     for site, v in PYHYDROQC.items():
         lines.append(f"| pyhydroqc on {site} stage, whole file (issue 6 figures, not rerun here) | – | – | – | – | – "
                      f"| – | – | – | – | – | – | {v['f1']:.2f} | {v['event_f1']:.2f} | – | – |")
+    temp_rows = {n: r for n, r in results.items() if "full+temp" in r["metrics"]}
+    if temp_rows:
+        lines += ["", f"With the site's water temperature as covariate (ice rule: flagged while the water is at or below "
+                  f"{ICE_CONFIGS[next(iter(ICE_CONFIGS))]['ice_temp']} deg C for "
+                  f"{ICE_CONFIGS[next(iter(ICE_CONFIGS))]['ice_points']} readings in a row, on top of the config's "
+                  "rules; config chosen by leave one site out among the `+ice` configs). `union` = the same choice "
+                  "among stage-only and `+ice` configs together.", "",
+                  "| data set | stage only: config | F1 / evF1 | with temperature: config | sens | spec | prec | F1 "
+                  "| evF1 | delay min | FA/day | union choice | union F1 / evF1 |", "|---|" + "---|" * 12]
+        for name, r in temp_rows.items():
+            f, t, u = r["metrics"]["full"], r["metrics"]["full+temp"], r["metrics"]["full+union"]
+            lines.append(f"| {name} | {r['selected_config']} | {_f(f['f1'])} / {_f(f['event_f1'])} | "
+                         f"{r['selected_config_temp']} | {_f(t['sensitivity'], 1)} | {_f(t['specificity'], 1)} | "
+                         f"{_f(t['precision'], 1)} | {_f(t['f1'])} | {_f(t['event_f1'])} | "
+                         f"{t['delay_minutes_mean']:.0f} | {_f(t['false_alarms_per_day'])} | "
+                         f"{r['selected_config_union']} | {_f(u['f1'])} / {_f(u['event_f1'])} |")
+        ice = list(ICE_CONFIGS)
+        lines += ["", "`+ice` configs per Logan River file (point F1 / event F1; the temperature choice in bold):", "",
+                  "| data set | " + " | ".join(ice) + " |", "|---|" + "---|" * len(ice)]
+        for name, r in temp_rows.items():
+            cells = [f"{_f(r['metrics'][f'full:{c}']['f1'])} / {_f(r['metrics'][f'full:{c}']['event_f1'])}"
+                     for c in ice]
+            cells = [f"**{x}**" if c == r["selected_config_temp"] else x for x, c in zip(cells, ice)]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
     cfgs = list(CONFIGS)
     lines += ["", "Full detector per config (point F1 / event F1); the chosen one is in bold. Configs: "
               + "; ".join(f"`{c}` = {kw}" for c, kw in CONFIGS.items()) + ".", "",

@@ -11,6 +11,7 @@ from serving.core.hydro_detector import (
     R_BLOCK,
     R_EXCURSION,
     R_HANG,
+    R_ICE,
     fit_detector,
     median_mad,
     rough_scale_of,
@@ -304,3 +305,40 @@ def test_roughness_the_history_shows_daily_at_this_hour_does_not_start_a_block()
     assert (out["reasons"][per_day + 72 : per_day + 90] & R_BLOCK).any()
     off = det.variant(rough_daily=False).score_series(x, ts)
     assert (off["reasons"][32:64] & R_BLOCK).any()
+
+
+def test_ice_rule_flags_cold_readings_only_with_the_covariate():
+    det, rng = _flat_detector(hold=4, ice_temp=0.5, ice_points=8)
+    x = 10 + rng.normal(0, 0.1, 300)
+    x[[50, 250]] += 8.0  # two spikes the level rules find with or without the covariate
+    temp = np.full(300, 3.0)
+    temp[100:104] = 0.3  # a short cold dip (4 readings): under ice_points, not ice
+    temp[150:200] = 0.2  # the water at its freezing point for 50 readings: ice-suspect from the 8th on
+    temp[170] = np.nan  # a missing temperature reading ends the cold run
+    ts = np.arange(300) * 900_000
+    out = det.score_series(x, ts, covariate=temp)
+    ice = (out["reasons"] & R_ICE).astype(bool)
+    assert np.flatnonzero(ice).tolist() == list(range(157, 170)) + list(range(178, 200))
+    assert out["anomalous"][ice].all() and out["anomalous"][[50, 250]].all()
+    # the level rules run unchanged beside it: without the covariate, or without ice_temp, the verdicts are the
+    # detector's own, and they equal the covariate run's outside the ice points
+    plain = det.score_series(x, ts)
+    np.testing.assert_array_equal(det.variant(ice_temp=None).score_series(x, ts, covariate=temp)["anomalous"],
+                                  plain["anomalous"])
+    np.testing.assert_array_equal(plain["anomalous"][~ice], out["anomalous"][~ice])
+    assert not plain["anomalous"][150:200].any()
+    # streaming with the covariate gives the batch verdicts
+    state = det.new_state()
+    for n in range(300):
+        state, o = det.update(state, int(ts[n]), float(x[n]), float(temp[n]))
+        assert o["anomalous"] == out["anomalous"][n]
+    # the "threshold" form halves the change threshold while cold instead: within the top level state (a = 0),
+    # a 1.5 cm step is verified only there (a 3 cm step first brings the level into that state)
+    thr = det.variant(ice_rule="threshold", ice_points=1)
+    y = 10 + rng.normal(0, 0.02, 300)
+    y[120:] += 3.0
+    y[160:] += 1.5
+    y[260:] += 1.5
+    o = thr.score_series(y, ts, covariate=temp)
+    assert o["verified"][160] and not o["verified"][260] and not (o["reasons"] & R_ICE).any()
+    assert not thr.score_series(y, ts)["verified"][160]

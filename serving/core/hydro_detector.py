@@ -46,6 +46,11 @@ Per point (``update``):
      under ``lone_jump`` change thresholds (alerted from its second point, or never if it was a lone blip);
      ``merge_gap`` keeps an alert open that many points after its last flagged point (reason ``R_HANG``),
      so flags separated by short gaps make one alert per incident;
+   - *ice* (optional covariate, ``ice_temp``): given the same site's water temperature, a reading taken while
+     the water has been at or below ``ice_temp`` for ``ice_points`` readings in a row is flagged (reason
+     ``R_ICE``; ice makes stage readings unreliable however the level moves), on top of the other rules, whose
+     state it does not touch; ``ice_rule="threshold"`` instead scales the change threshold by ``ice_factor``
+     there. Without a covariate (or with ``ice_temp`` None) the detector is exactly the one without the rule;
    - *hold*: a flagged value is replaced by its forecast in the model state for up to ``hold`` consecutive
      points, so a multi-point spike is still judged against the level before it; after that the new level is
      accepted (a real step change stops being flagged).
@@ -70,7 +75,8 @@ from serving.core import markov as mk
 
 KEYS = ("forecast", "lower", "upper", "candidate", "verified", "anomaly_probability", "anomalous", "reasons")
 # bits of the ``reasons`` output: which rule(s) flagged the point
-R_VERIFIED, R_BLOCK, R_STUCK, R_EXCURSION, R_DRIFT, R_HANG = 1, 2, 4, 8, 16, 32
+R_VERIFIED, R_BLOCK, R_STUCK, R_EXCURSION, R_DRIFT, R_HANG, R_ICE = 1, 2, 4, 8, 16, 32, 64
+ICE_RULES = ("flag", "threshold")
 
 
 @dataclass
@@ -114,6 +120,14 @@ class HydroDetector:
     stuck_end: bool = True  # the point that ends a stuck run is not verified and needs a new onset for an excursion
     lone_jump: float = 0.0  # f > 0: a lone verified point is emitted only if its jump is >= f * threshold
     merge_gap: int = 0  # n > 0: an alert stays open n points after its last flagged point (one alert per incident)
+    # optional covariate (water temperature of the same site, deg C): at or below ``ice_temp`` the water is at its
+    # freezing point and stage readings may be ice-affected. ``ice_rule`` "flag": such a point is flagged (reason
+    # R_ICE) on top of the other rules, which run unchanged; "threshold": the change threshold is ``ice_factor``
+    # times smaller there. None (default), or no covariate given: the detector is exactly the one without it
+    ice_temp: float | None = None
+    ice_rule: str = "flag"
+    ice_factor: float = 0.5
+    ice_points: int = 1  # the "flag" rule starts once the covariate has been cold for this many points in a row
     use_markov: bool = True
     use_rules: bool = True
     meta: dict = field(default_factory=dict)
@@ -195,7 +209,8 @@ class HydroDetector:
         lo, hi = self._inc.interval(f)
         return f, lo, hi
 
-    def update(self, state: dict, ts_ms: int, value: float) -> tuple[dict, dict]:
+    def update(self, state: dict, ts_ms: int, value: float, covariate: float | None = None) -> tuple[dict, dict]:
+        """Score one point; ``covariate`` is the optional second variable of the ice rule (``ice_temp``)."""
         s = dict(state)
         if (s["last_ts"] is not None and self.max_gap_ms and ts_ms - s["last_ts"] > self.max_gap_ms
                 and value is not None and math.isfinite(value)):
@@ -208,6 +223,12 @@ class HydroDetector:
         f, lo, hi = self._forecast(s)
         res = s.get("res", ())
         thr, gate = self.change_threshold, 0.0
+        cold = (self.ice_temp is not None and covariate is not None and math.isfinite(covariate)
+                and covariate <= self.ice_temp)
+        if self.ice_temp is not None:
+            s["cold_run"] = s.get("cold_run", 0) + 1 if cold else 0
+        if cold and self.ice_rule == "threshold":
+            thr *= self.ice_factor  # near freezing, smaller level changes count (ice forming or breaking up)
         if self.local_sigma_points and len(res) >= 16:
             # the interval, and the size a jump needs to be kept whatever its transition, grow with the recent
             # residual spread (high flows are noisier than the history, by several cm on Logan River stage)
@@ -324,12 +345,16 @@ class HydroDetector:
             s["res"], s["res_sorted"] = slide(res, _sorted_of(s, "res"), value - f, self.local_sigma_points)
         s["streak"] = s["streak"] + 1 if flagged else 0
         emitted = flagged
-        if (flagged and self.lone_jump and s["streak"] == 1 and not reasons & ~(R_VERIFIED | R_EXCURSION)
+        ice = cold and self.ice_rule == "flag" and s["cold_run"] >= self.ice_points
+        if (flagged and not ice and self.lone_jump and s["streak"] == 1 and not reasons & ~(R_VERIFIED | R_EXCURSION)
                 and abs(value - s["ref"]) < self.lone_jump * thr):
             # the first point of a verified departure (and of the excursion it starts) is held back unless the
             # jump is large: the next point confirms it (judged against the same held reference and frozen
             # baseline) or ends it as a lone blip
             emitted, reasons = False, 0
+        if ice:
+            # ice-affected readings are suspect whatever the level does; the rules' state is left as without it
+            emitted, reasons = True, reasons | R_ICE
         if self.merge_gap:
             hang = s.get("hang", 0)
             if emitted:
@@ -402,15 +427,18 @@ class HydroDetector:
         return s
 
     # ---- batch ----
-    def score_series(self, values, ts=None, state: dict | None = None, return_state: bool = False):
-        """Score a whole series point by point (same verdicts as streaming); dict of numpy arrays."""
+    def score_series(self, values, ts=None, state: dict | None = None, return_state: bool = False,
+                     covariate=None):
+        """Score a whole series point by point (same verdicts as streaming); dict of numpy arrays.
+        ``covariate``: the ice rule's second variable aligned with ``values`` (NaN where missing), or None."""
         x = np.asarray(values, dtype=float)
+        c = None if covariate is None else np.asarray(covariate, dtype=float)
         t = np.arange(len(x), dtype=np.int64) if ts is None else np.asarray(ts, dtype=np.int64)
         st = self.new_state() if state is None else state
         cols = {k: np.empty(len(x), dtype=bool if k in ("candidate", "verified", "anomalous") else
                             np.int64 if k == "reasons" else float) for k in KEYS}
         for n in range(len(x)):
-            st, out = self.update(st, int(t[n]), float(x[n]))
+            st, out = self.update(st, int(t[n]), float(x[n]), None if c is None else float(c[n]))
             for k in KEYS:
                 cols[k][n] = out[k]
         return (cols, st) if return_state else cols

@@ -54,6 +54,12 @@ CONFIGS |= {f"{c}+alert": {**CONFIGS[c], "merge_gap": 8, "lone_jump": 3.0}
 # history) and was not chosen for FranklinBasin, where it helps (docs/model_card_hydro.md)
 TOD_CONFIGS = {f"{c}+tod": {**kw, "rough_daily": True} for c, kw in CONFIGS.items()
                if kw.get("block_rule", "rough") == "rough"}
+# with the water-temperature covariate (session 6): at or below ICE_TEMP deg C (fixed a priori: the freezing point
+# plus a margin for sensor accuracy) for ICE_POINTS readings in a row, stage readings are flagged as possibly
+# ice-affected. Only a series given a covariate reads these settings; without one each equals its base config
+ICE_TEMP, ICE_POINTS = 0.5, 8
+ICE_CONFIGS = {f"{c}+ice": {**kw, "ice_temp": ICE_TEMP, "ice_points": ICE_POINTS}
+               for c, kw in (CONFIGS | TOD_CONFIGS).items()}
 
 
 @dataclass
@@ -83,9 +89,13 @@ def rolling_scores(
     variants: dict | None = None,
     mode: str = "incremental",
     progress: bool = False,
+    covariate: np.ndarray | None = None,
     **fit_kwargs,
 ) -> RollingResult:
+    """``covariate``: the optional second variable of the ice rule (water temperature), aligned with ``values``;
+    only configs with ``ice_temp`` read it."""
     x = np.asarray(values, dtype=float)
+    cov = None if covariate is None else np.asarray(covariate, dtype=float)
     t = np.asarray(ts, dtype=np.int64)
     variants = VARIANTS if variants is None else variants
     starts = span_starts(t, initial_days, chunk_days)
@@ -120,7 +130,7 @@ def rolling_scores(
                 if changes.get("rough_daily"):
                     changes["rough_profile"] = rough_profile_of(hist, t[:a], det.step_ms, det.rough_window,
                                                                 changes["rough_order"])
-            out = det.variant(**changes).score_series(x[a:b], t[a:b])
+            out = det.variant(**changes).score_series(x[a:b], t[a:b], covariate=None if cov is None else cov[a:b])
             res.score_seconds[name] += time.perf_counter() - t1
             res.flags[name][a - res.start : b - res.start] = out["anomalous"]
     return res

@@ -60,13 +60,14 @@ def _current_order(name: str):
 
 def resolve_config(config) -> dict:
     """Detector settings from a config name of the hydro bench (``evaluate.CONFIGS``: ``d2``, ``d2+local``,
-    ``d2+daily``, ``d1+alert+tod``, ...), a dict of ``HydroDetector`` settings, or nothing (the defaults, ``d2``)."""
+    ``d2+daily``, ``d1+alert+tod``, ``d1+alert+ice`` (reads a ``covariate`` column when scored), ...), a dict of
+    ``HydroDetector`` settings, or nothing (the defaults, ``d2``)."""
     if not config:
         return {}
     if isinstance(config, str):
-        from training.hydro.evaluate import CONFIGS, TOD_CONFIGS
+        from training.hydro.evaluate import CONFIGS, ICE_CONFIGS, TOD_CONFIGS
 
-        named = CONFIGS | TOD_CONFIGS
+        named = CONFIGS | TOD_CONFIGS | ICE_CONFIGS
         if config not in named:
             raise ValueError(f"unknown hydro detector config {config!r}: use one of {sorted(named)} "
                              "or a dict of HydroDetector settings")
@@ -78,8 +79,9 @@ def fit_sensor(series_id: str, history_df: pd.DataFrame, eval_df: pd.DataFrame |
                refit_order: bool = True, order=None, window: int = 30, mode: str = "incremental",
                change_threshold: float | None = None, detector_config=None, register: bool = True,
                trigger: str = "manual") -> dict:
-    """One MLflow run for one sensor and refit. ``eval_df`` (``ts, value, label``) is scored after the
-    history and its metrics are logged as ``eval_*`` (never used for fitting or promotion).
+    """One MLflow run for one sensor and refit. ``eval_df`` (``ts, value, label``, optionally ``covariate``: the
+    site's water temperature for the ``+ice`` configs) is scored after the history and its metrics are logged as
+    ``eval_*`` (never used for fitting or promotion).
     ``detector_config`` (``resolve_config``): e.g. the config the hydro bench chose for the site without
     its labels; it travels inside the registered model and is logged as the ``detector_config`` param."""
     import mlflow
@@ -111,7 +113,8 @@ def fit_sensor(series_id: str, history_df: pd.DataFrame, eval_df: pd.DataFrame |
     if eval_df is not None and len(eval_df):
         e = eval_df.sort_values("ts")
         ev_x, ev_t = e["value"].to_numpy(float), e["ts"].to_numpy(np.int64)
-        out_eval = det.score_series(ev_x, ev_t)
+        ev_c = e["covariate"].to_numpy(float) if "covariate" in e else None
+        out_eval = det.score_series(ev_x, ev_t, covariate=ev_c)
         if "label" in e:
             evaluation = {}
             from training.hydro.evaluate import VARIANTS
