@@ -89,3 +89,6 @@ def test_dag_falls_back_to_the_bench_choice_for_the_site(tmp_path):
     assert config_for("MainStreet/stage", params) is None  # no row for it: the defaults
     assert config_for("TonyGrove/stage", {**params, "detector_config": {"default": "d2"}}) == "d2"
     assert pipeline.resolve_config(config_for("TonyGrove/stage", params))["merge_gap"] == 8
+    # a +ice name (the ice rule reads the site's water temperature when the scorer supplies it)
+    ice = pipeline.resolve_config("d2+local+alert+ice")
+    assert (ice["ice_temp"], ice["ice_points"], ice["local_sigma_points"]) == (0.5, 8, 96)
