@@ -291,8 +291,10 @@ def main(argv=None) -> int:
     p.add_argument("--rest-rows", type=int, default=2000, help="rows per series for the REST job")
     p.add_argument("--hidden", type=int, default=200, help="LSTM hidden units (paper: 200)")
     p.add_argument("--batches", default="1,16,64", help="job batch sizes (windows per model call) for (b)")
-    p.add_argument("--bundle-ms-extra", default="1000",
-                   help="also run the largest batch with these Python bundle times (ms; '' for none)")
+    p.add_argument("--bundle-ms-extra", default="",
+                   help="also run the largest batch in process mode with these Python bundle times (ms, comma-separated)")
+    p.add_argument("--no-other-mode", dest="other_mode", action="store_false",
+                   help="skip the largest batch in the other Python execution mode (thread <-> process)")
     p.add_argument("--latency-seconds", type=float, default=30.0)
     p.add_argument("--file-ms", type=int, default=100, help="one landing file per this many ms in the latency run")
     p.add_argument("--discovery-ms", type=int, default=25, help="file source discovery interval, latency run")
@@ -314,17 +316,27 @@ def main(argv=None) -> int:
         runs[bs] = {**throughput_run(args, names, tmp / f"b{bs}", batch_size=bs), "batch_size": bs}
         print(f"    batch {bs}: {runs[bs]}", flush=True)
     extra = {}
-    for ms in (int(x) for x in args.bundle_ms_extra.split(",") if x):
-        # the same job with longer Python bundles: less per-bundle overhead, more latency (not the default)
-        os.environ.update(SG_STREAM_BUNDLE_TIME_MS=str(ms), SG_STREAM_BUNDLE_SIZE="100000")
+    from flink_jobs.streaming.config import from_env
+
+    mode = from_env("lstm_ed").python_mode
+    other = {"thread": "process", "process": "thread"}[mode]
+    variants = [({"SG_STREAM_PYTHON_MODE": other}, {"python_mode": other, "bundle_ms": 10})] if args.other_mode else []
+    # the same job with longer Python bundles (process mode): less per-bundle overhead, more latency
+    variants += [({"SG_STREAM_PYTHON_MODE": "process", "SG_STREAM_BUNDLE_TIME_MS": str(ms),
+                   "SG_STREAM_BUNDLE_SIZE": "100000"}, {"python_mode": "process", "bundle_ms": ms})
+                 for ms in (int(x) for x in args.bundle_ms_extra.split(",") if x)]
+    for env_vars, label in variants:
+        saved = {k: os.environ.get(k) for k in env_vars}
+        os.environ.update(env_vars)
         try:
             bs = max(runs)
-            extra[ms] = {**throughput_run(args, names, tmp / f"b{bs}-{ms}ms", batch_size=bs), "batch_size": bs,
-                         "bundle_ms": ms}
+            key = f"{label['python_mode']}-{label['bundle_ms']}ms"
+            extra[key] = {**throughput_run(args, names, tmp / f"b{bs}-{key}", batch_size=bs), "batch_size": bs,
+                          **label}
         finally:
-            os.environ.pop("SG_STREAM_BUNDLE_TIME_MS")
-            os.environ.pop("SG_STREAM_BUNDLE_SIZE")
-        print(f"    batch {bs}, bundles of {ms} ms: {extra[ms]}", flush=True)
+            for k, v in saved.items():
+                os.environ.pop(k) if v is None else os.environ.update({k: v})
+        print(f"    batch {bs}, {key}: {extra[key]}", flush=True)
     # the machine is shared: the ceiling again right after (b), and the higher of the two is used
     ceil_after = ceiling(det)
     print(f"    (a) again: {ceil_after}", flush=True)
@@ -343,7 +355,6 @@ def main(argv=None) -> int:
     finally:
         proc.terminate()
     print(f"    {c}; REST alone {alone:.1f} windows/s", flush=True)
-    from flink_jobs.streaming.config import from_env
 
     cores, cfg0 = os.cpu_count(), from_env("lstm_ed")
     a64 = max(ceil[64], ceil_after[64])
@@ -356,6 +367,7 @@ def main(argv=None) -> int:
                      "loadavg_start": list(load_start), "loadavg_end": list(os.getloadavg()),
                      "nice": os.nice(0),
                      "series_per_subtask": series_per_subtask(names, int(parallelism)),
+                     "python_mode": cfg0.python_mode,
                      "python_bundle": {"size": cfg0.bundle_size, "time_ms": cfg0.bundle_time_ms}},
         "a_ceiling_windows_per_s": {"batch_1": max(ceil[1], ceil_after[1]), "batch_64": a64,
                                     "before_b": ceil, "after_b": ceil_after},
@@ -397,7 +409,9 @@ def table(r: dict) -> str:
                      f"{x['windows_per_s'] / a['batch_64']:.2f} / {x['windows_per_cpu_s'] / acpu['batch_64']:.2f}"
                      " of (a)"))
     for x in r.get("b_extra_bundles", []):
-        rows.append((f"(b) same, batch {x['batch_size']}, Python bundles of {x['bundle_ms']} ms (not default)",
+        what = (f"Python {x.get('python_mode', 'process')} mode" + (f", bundles of {x['bundle_ms']} ms"
+                if x.get("python_mode", "process") == "process" else ""))
+        rows.append((f"(b) same, batch {x['batch_size']}, {what} (not default)",
                      f(x["windows_per_s"]), f(x["windows_per_cpu_s"]), f(x["rows_per_s"]), "",
                      f"{x['windows_per_s'] / a['batch_64']:.2f} / {x['windows_per_cpu_s'] / acpu['batch_64']:.2f}"
                      " of (a)"))
@@ -431,9 +445,11 @@ def table(r: dict) -> str:
                + f"; machine: {s['cpu_count']} CPU cores, shared: load average "
                f"{s['loadavg_start'][0]:.1f} at start, {s['loadavg_end'][0]:.1f} at end"
                + (f" (the bench ran at nice {s['nice']}, other work at 0)" if s.get("nice") else "")
-               + "; Python bundles "
-               f"{s['python_bundle']['size']} elements / {s['python_bundle']['time_ms']} ms; "
-               f"bench took {s['seconds']} s. CPU-s: user+system seconds of the bench's process tree (Flink "
+               + ("; Python operators in thread mode (inside the JVM via PEMJA, an element at a time, no bundles); "
+                  if s.get("python_mode") == "thread" else
+                  f"; Python workers in process mode, bundles {s['python_bundle']['size']} elements / "
+                  f"{s['python_bundle']['time_ms']} ms; ")
+               + f"bench took {s['seconds']} s. CPU-s: user+system seconds of the bench's process tree (Flink "
                "JVM, Python workers, REST server) over the same steady-state span (from the moment a fifth of "
                "the windows were scored to the last one: start-up and JIT warm-up left out); (a) per CPU-s "
                "with one torch thread.")

@@ -57,6 +57,10 @@ class ClusterSpec:
         return self.run_dir / "log"
 
     @property
+    def lib_dir(self) -> Path:
+        return self.run_dir / "lib"
+
+    @property
     def pid_dir(self) -> Path:
         return self.run_dir / "pid"
 
@@ -84,6 +88,21 @@ def _wheel_java_opts() -> str:
 
     conf = yaml.safe_load((pyflink_home() / "conf" / "config.yaml").read_text()) or {}
     return str(((conf.get("env") or {}).get("java") or {}).get("opts", {}).get("all", ""))
+
+
+def write_lib(spec: ClusterSpec) -> Path:
+    """The cluster's class path: the wheel's lib/ plus opt/flink-python (links). Jobs in PyFlink's thread
+    mode need flink-python, with PEMJA, on the cluster's own class path (Flink's docs say so too): loaded
+    from each job's jar instead, PEMJA cannot load libpython a second time on Java 17 (the redeployed job
+    fails with NoSuchFieldException: loadedLibraryNames)."""
+    lib = spec.lib_dir
+    if lib.exists():
+        shutil.rmtree(lib)
+    lib.mkdir(parents=True)
+    home = pyflink_home()
+    for jar in [*(home / "lib").glob("*.jar"), *(home / "opt").glob("flink-python-*.jar")]:
+        (lib / jar.name).symlink_to(jar)
+    return lib
 
 
 def write_config(spec: ClusterSpec) -> Path:
@@ -121,6 +140,8 @@ def write_config(spec: ClusterSpec) -> Path:
         # the wheel's --add-opens list: Java 17 refuses Flink's reflection without it
         "env.java.opts.all": _wheel_java_opts(),
         "jobmanager.execution.failover-strategy": "region",
+        # PEMJA from the cluster's lib/ (write_lib), never again from a job's jar
+        "classloader.parent-first-patterns.additional": "pemja.",
         **spec.extra,
     }
     # flat dotted keys are valid Flink 2 YAML (it accepts both nested and flattened keys)
@@ -130,6 +151,7 @@ def write_config(spec: ClusterSpec) -> Path:
 
 def flink_env(spec: ClusterSpec) -> dict:
     return {**os.environ, "FLINK_CONF_DIR": str(spec.conf_dir), "FLINK_LOG_DIR": str(spec.log_dir),
+            "FLINK_LIB_DIR": str(spec.lib_dir),
             "FLINK_PID_DIR": str(spec.pid_dir),
             "PATH": f"{Path(spec.python).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
 
@@ -178,6 +200,7 @@ def start(spec: ClusterSpec, timeout_s: float = 90, wait: bool = True) -> dict |
     if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
         raise RuntimeError("Flink needs Java 11 or 17: no `java` on PATH and JAVA_HOME unset")
     write_config(spec)
+    write_lib(spec)
     if not pids(spec, "standalonesession"):
         _sh(spec, "jobmanager.sh", "start")
     for _ in range(spec.taskmanagers - len(pids(spec, "taskexecutor"))):

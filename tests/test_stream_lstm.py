@@ -126,6 +126,21 @@ def test_stream_equals_batch_scoring(model, clean_run):
     assert {(a["model_name"], a["model_version"]) for a in scores} == {(result["model_name"], str(result["model_version"]))}
 
 
+def test_both_python_execution_modes_score_the_same(model, clean_run, flink_stream_env, tmp_path_factory):
+    """The default mode (thread: Python inside the JVM) and PyFlink's process mode (Python workers fed in
+    bundles) run the same operators: the same windows, scores and verdicts."""
+    cfg = clean_run[0]
+    other = {"thread": "process", "process": "thread"}[cfg.python_mode]
+    lines = [x.text for x in _test_lines()]
+    cfg2 = _run(flink_stream_env, tmp_path_factory.mktemp(other), lines, python_mode=other)
+    assert cfg2.python_mode == other
+    key = lambda r: r["window_start"]  # noqa: E731
+    first, second = sorted(clean_run[1], key=key), sorted(read_records(cfg2.scores_dir), key=key)
+    assert [s["window_start"] for s in second] == [s["window_start"] for s in first] and first
+    np.testing.assert_allclose([s["score"] for s in second], [s["score"] for s in first], rtol=1e-6)
+    assert [s["anomalous"] for s in second] == [s["anomalous"] for s in first]
+
+
 def test_shuffled_duplicated_and_restarted_stream_gives_the_same_alerts_once(clean_run, flink_stream_env,
                                                                              tmp_path_factory):
     _, ref_scores, ref_alerts, _ = clean_run

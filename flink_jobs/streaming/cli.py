@@ -10,7 +10,7 @@ from flink_jobs.streaming.config import StreamConfig, from_env
 
 
 def configure(env, cfg: StreamConfig) -> None:
-    """Checkpointing (exactly-once sinks need it), Python bundles, restarts and connector jars."""
+    """Checkpointing (exactly-once sinks need it), Python execution mode and bundles, restarts, connector jars."""
     from pyflink.common import Configuration
 
     env.enable_checkpointing(cfg.checkpoint_interval_ms, CheckpointingMode.EXACTLY_ONCE)
@@ -77,7 +77,7 @@ def add_common_args(p: argparse.ArgumentParser, family: str) -> None:
     p.add_argument("--checkpoint-interval-ms", type=int, default=d.checkpoint_interval_ms)
     p.add_argument("--discovery-interval-ms", type=int, default=d.discovery_interval_ms)
     p.add_argument("--bundle-time-ms", type=int, default=d.bundle_time_ms,
-                   help="longest a Python bundle is held before its results go out (latency)")
+                   help="process mode: longest a Python bundle is held before its results go out (latency)")
     p.add_argument("--bundle-size", type=int, default=d.bundle_size, help="elements per Python bundle at most")
     p.add_argument("--python-mode", choices=("process", "thread"), default=d.python_mode,
                    help="'process': Python workers fed in bundles; 'thread': Python inside the JVM, per element")

@@ -6,8 +6,8 @@ and whenever the operator loads, swaps or drops a model or the registry becomes 
     {"family": "lstm_ed", "subtask": 0, "attempt": 0, "started_ms": ..., "updated_ms": ...,
      "registry_reachable": true, "models": {"lstm_ed-machine-1-2": {"version": "3", "source": "registry"}}}
 
-PyFlink opens a Python operator when its first bundle of data arrives, so a subtask that has seen no
-data yet has no file. ``registry_reachable`` is null until the operator first asked the registry; ``source`` is ``registry``
+In process mode PyFlink opens a Python operator when its first bundle of data arrives, so a subtask
+that has seen no data yet has no file (thread mode opens it when the task starts). ``registry_reachable`` is null until the operator first asked the registry; ``source`` is ``registry``
 (loaded from it, possibly kept in memory during an outage) or ``disk_cache`` (the on-disk copy).
 """
 
