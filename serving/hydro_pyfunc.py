@@ -1,4 +1,5 @@
-"""Thin MLflow pyfunc around HydroDetector: a DataFrame (ts, value) of one series in, per-point rows out."""
+"""Thin MLflow pyfunc around HydroDetector: a DataFrame (ts, value[, covariate]) of one series in, per-point
+rows out. ``covariate`` (optional): the ice rule's second variable, the same site's water temperature."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ class HydroPyfunc(mlflow.pyfunc.PythonModel):
             raise ValueError(f"input needs a 'value' column (and 'ts' in epoch ms); got {list(df.columns)}")
         values = df["value"].to_numpy(dtype=np.float64)
         ts = df["ts"].to_numpy(dtype=np.int64) if "ts" in df.columns else np.arange(len(df), dtype=np.int64)
-        out = self.detector.score_series(values, ts)
+        cov = df["covariate"].to_numpy(dtype=np.float64) if "covariate" in df.columns else None
+        out = self.detector.score_series(values, ts, covariate=cov)
         return pd.DataFrame({
             "ts": ts,
             "value": values,

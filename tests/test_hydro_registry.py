@@ -69,6 +69,21 @@ def test_detector_config_travels_into_the_registered_model():
         pipeline.resolve_config("d9")
 
 
+def test_registered_ice_model_takes_the_optional_covariate_column():
+    df = generate(2000, seed=13, n_each=1, train_fraction=0.5)
+    r = pipeline.fit_sensor("SynthIce/stage", df.iloc[:1200][["ts", "value"]], detector_config="d2+ice")
+    model = mlflow.pyfunc.load_model(f"models:/{r['model_name']}/{r['model_version']}")
+    ev = df.iloc[1200:][["ts", "value"]].reset_index(drop=True)
+    cold = np.where(np.arange(len(ev)) % 200 < 100, 0.0, 8.0)  # water at 0 deg C half of the time
+    got = model.predict(ev.assign(covariate=cold))
+    want = r["detector"].score_series(ev["value"].to_numpy(), ev["ts"].to_numpy(), covariate=cold)
+    np.testing.assert_array_equal(got["anomalous"].to_numpy(), want["anomalous"])
+    plain = model.predict(ev)  # without the column: the stage-only verdicts
+    assert got["anomalous"].sum() > plain["anomalous"].sum()
+    cols = {c.name: c.required for c in model.metadata.signature.inputs.inputs}
+    assert cols["covariate"] is False and cols["value"] is True
+
+
 def test_dag_param_picks_the_sensor_entry_then_default():
     from training.hydro.dag_tasks import config_for
 

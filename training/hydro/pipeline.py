@@ -85,7 +85,8 @@ def fit_sensor(series_id: str, history_df: pd.DataFrame, eval_df: pd.DataFrame |
     ``detector_config`` (``resolve_config``): e.g. the config the hydro bench chose for the site without
     its labels; it travels inside the registered model and is logged as the ``detector_config`` param."""
     import mlflow
-    from mlflow.models import infer_signature
+    from mlflow.models import ModelSignature, infer_signature
+    from mlflow.types import ColSpec, Schema
 
     from serving.core.event_metrics import all_metrics
     from serving.core.markov import transition_table
@@ -136,6 +137,9 @@ def fit_sensor(series_id: str, history_df: pd.DataFrame, eval_df: pd.DataFrame |
     wrapper = HydroPyfunc(det)
     example = pd.DataFrame({"ts": h["ts"].to_numpy(np.int64)[-48:], "value": h["value"].to_numpy(float)[-48:]})
     signature = infer_signature(example, wrapper.predict(None, example))
+    # the ice rule's water temperature is an optional input column (schema enforcement drops undeclared ones)
+    signature = ModelSignature(Schema([*signature.inputs.inputs, ColSpec("double", "covariate", required=False)]),
+                               signature.outputs)
     with tempfile.TemporaryDirectory() as tmp, registry.sqlite_write_lock(s):
         tmp = Path(tmp)
         table = pd.DataFrame(transition_table(counts))
