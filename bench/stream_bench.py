@@ -335,7 +335,10 @@ def main(argv=None) -> int:
                           **label}
         finally:
             for k, v in saved.items():
-                os.environ.pop(k) if v is None else os.environ.update({k: v})
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
         print(f"    batch {bs}, {key}: {extra[key]}", flush=True)
     # the machine is shared: the ceiling again right after (b), and the higher of the two is used
     ceil_after = ceiling(det)

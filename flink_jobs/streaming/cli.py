@@ -6,6 +6,7 @@ import argparse
 
 from pyflink.datastream import CheckpointingMode
 
+from flink_jobs.streaming.common import DEAD, SCORES
 from flink_jobs.streaming.config import StreamConfig, from_env
 
 
@@ -50,8 +51,6 @@ def side_outputs(main, cfg: StreamConfig):
     state on the task's one thread, and C code that calls PyGILState_Ensure from a state other than the
     thread's first (sqlite3 replacing a SQL function as MLflow opens the registry, in ``open()``) waits
     for the GIL it holds: the maps go to their own tasks there."""
-    from flink_jobs.streaming.common import DEAD, SCORES
-
     dead = main.get_side_output(DEAD)
     scores = main.get_side_output(SCORES) if cfg.every_window else None
     if cfg.python_mode == "thread":
