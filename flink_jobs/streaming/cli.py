@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from pyflink.datastream import CheckpointingMode
 
@@ -42,7 +43,7 @@ def thread_mode_pythonpath() -> str:
 
     repo = Path(__file__).resolve().parents[2]
     paths = [str(repo), sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]
-    return ":".join(dict.fromkeys(paths))
+    return os.pathsep.join(dict.fromkeys(paths))
 
 
 def side_outputs(main, cfg: StreamConfig):
