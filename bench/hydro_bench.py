@@ -27,15 +27,28 @@ import numpy as np  # noqa: E402
 
 from training.hydro.evaluate import CONFIGS as BASE_CONFIGS  # noqa: E402
 from training.hydro.evaluate import ICE_CONFIGS as ALL_ICE_CONFIGS  # noqa: E402
-from training.hydro.evaluate import TOD_CONFIGS, VARIANTS, metrics_of, rolling_scores  # noqa: E402
+from training.hydro.evaluate import (  # noqa: E402
+    ICE_POINTS,
+    ICE_TEMP,
+    TOD_CONFIGS,
+    VARIANTS,
+    metrics_of,
+    rolling_scores,
+)
 
 CONFIGS = dict(BASE_CONFIGS)  # the candidates of the label-free choice (``--tod`` adds the time-of-day ones)
-BENCH_VARIANTS = {"arima": VARIANTS["arima"], "arima+markov": VARIANTS["arima+markov"],
-                  **{f"full:{c}": {**VARIANTS["full"], **kw} for c, kw in CONFIGS.items()}}
+
+
+def full_variants(configs: dict) -> dict:
+    """The full detector in each config, keyed ``full:<config>`` as rolling_scores variants."""
+    return {f"full:{c}": {**VARIANTS["full"], **kw} for c, kw in configs.items()}
+
+
+BENCH_VARIANTS = {"arima": VARIANTS["arima"], "arima+markov": VARIANTS["arima+markov"], **full_variants(CONFIGS)}
 # each candidate with the ice rule, run only on series given a covariate (Logan River: the site's water
 # temperature); without one they equal their base config
 ICE_CONFIGS = {f"{c}+ice": ALL_ICE_CONFIGS[f"{c}+ice"] for c in CONFIGS}
-ICE_VARIANTS = {f"full:{c}": {**VARIANTS["full"], **kw} for c, kw in ICE_CONFIGS.items()}
+ICE_VARIANTS = full_variants(ICE_CONFIGS)
 LATENCY_CONFIG = "d2+local+daily"  # the config with the most work per point
 
 
@@ -43,9 +56,9 @@ def add_tod_configs():
     """Offer the time-of-day roughness configs too (``--tod``)."""
     global LATENCY_CONFIG
     CONFIGS.update(TOD_CONFIGS)
-    BENCH_VARIANTS.update({f"full:{c}": {**VARIANTS["full"], **kw} for c, kw in TOD_CONFIGS.items()})
+    BENCH_VARIANTS.update(full_variants(TOD_CONFIGS))
     ICE_CONFIGS.update({f"{c}+ice": ALL_ICE_CONFIGS[f"{c}+ice"] for c in TOD_CONFIGS})
-    ICE_VARIANTS.update({f"full:{c}": {**VARIANTS["full"], **ICE_CONFIGS[c]} for c in ICE_CONFIGS})
+    ICE_VARIANTS.update(full_variants(ICE_CONFIGS))
     LATENCY_CONFIG = "d2+local+daily+tod"
 
 OUT = Path(__file__).resolve().parent / "results"
@@ -325,8 +338,7 @@ def render(results: dict, calibration: dict | None = None, load_start=(), load_e
     temp_rows = {n: r for n, r in results.items() if "full+temp" in r["metrics"]}
     if temp_rows:
         lines += ["", f"With the site's water temperature as covariate (ice rule: flagged while the water is at or below "
-                  f"{ICE_CONFIGS[next(iter(ICE_CONFIGS))]['ice_temp']} deg C for "
-                  f"{ICE_CONFIGS[next(iter(ICE_CONFIGS))]['ice_points']} readings in a row, on top of the config's "
+                  f"{ICE_TEMP} deg C for {ICE_POINTS} readings in a row, on top of the config's "
                   "rules; config chosen by leave one site out among the `+ice` configs). `union` = the same choice "
                   "among stage-only and `+ice` configs together; `stage choice + ice` = the stage-only choice with the ice rule "
                   "added.", "",
