@@ -69,3 +69,37 @@ def test_line_block_1_gives_single_lines_in_path_order(flink_stream_env, tmp_pat
         got = list(records)
     assert all("\n" not in r for r in got)  # Flink's own line format
     assert [int(r.split(",")[1]) for r in got] == list(range(ROWS))
+
+
+def _splits(enumerator, gateway, folder: Path) -> dict[str, int]:
+    paths = gateway.new_array(gateway.jvm.org.apache.flink.core.fs.Path, 1)
+    paths[0] = gateway.jvm.org.apache.flink.core.fs.Path(folder.as_uri())
+    return {str(s.path().toString()): int(s.length()) for s in enumerator.enumerateSplits(paths, 1)}
+
+
+def test_incremental_enumerator_returns_each_new_file_once_with_flinks_paths(flink_stream_env, tmp_path):
+    """The continuous source's enumerator (``IncrementalFileEnumerator``) stats only unseen files. Its
+    splits must carry the same paths as Flink's own enumerator (the source's checkpointed set of processed
+    paths is compared with them after a restore), skip hidden files and find files in new subfolders."""
+    from pyflink.java_gateway import get_gateway
+
+    from flink_jobs.streaming.ordered_files import _java_class
+
+    gateway = get_gateway()
+    ours = _java_class(flink_stream_env, "streamguard.IncrementalFileEnumerator$Provider").newInstance().create()
+    flinks = gateway.jvm.org.apache.flink.connector.file.src.enumerate.NonSplittingRecursiveEnumerator()
+    land = tmp_path / "landing"
+    _publish(land)
+    (land / ".part-99.csv.tmp").write_text("s,1\n")  # being written
+    (land / "_SUCCESS").write_text("")
+    first = _splits(ours, gateway, land)
+    assert first == _splits(flinks, gateway, land) and len(first) == ROWS // PER_FILE
+    assert _splits(ours, gateway, land) == {}  # nothing new
+    (land / "2026" / "11").mkdir(parents=True)
+    (land / "2026" / "11" / "late.csv").write_text("s,1\ns,2\n")
+    (land / "late2.csv").write_text("s,3\n")
+    new = _splits(ours, gateway, land)
+    assert sorted(Path(p.removeprefix("file:")).relative_to(land).as_posix() for p in new) == [
+        "2026/11/late.csv", "late2.csv"]
+    assert sum(new.values()) == len("s,1\ns,2\n") + len("s,3\n")
+    assert _splits(ours, gateway, land) == {}

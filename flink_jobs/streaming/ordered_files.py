@@ -1,5 +1,6 @@
-"""The file source's two Java parts: a split assigner that reads queued landing files oldest first
-(path order), and a line-block format that hands lines to Python in blocks.
+"""The file source's Java parts: a split assigner that reads queued landing files oldest first (path
+order), a line-block format that hands lines to Python in blocks, and a file enumerator whose discoveries
+stat only new files (``IncrementalFileEnumerator``).
 
 Flink's ``FileSource`` hands out the files of one folder listing in no defined order (the default
 ``LocalityAwareSplitAssigner`` picks by host-locality counts). When files queue up (the job fell
@@ -31,7 +32,8 @@ log = logging.getLogger(__name__)
 
 JAVA_SRC = Path(__file__).resolve().parent.parent / "java" / "src"
 SOURCES = tuple(JAVA_SRC / "streamguard" / f"{name}.java"
-                for name in ("OrderedSplitAssigner", "LineBatchFormat", "SeriesBlockSplitter"))
+                for name in ("OrderedSplitAssigner", "LineBatchFormat", "SeriesBlockSplitter",
+                             "IncrementalFileEnumerator"))
 PROVIDER_CLASS = "streamguard.OrderedSplitAssigner$Provider"
 
 
@@ -106,6 +108,14 @@ def ordered_split_assigner(env):
 
     j_class = _java_class(env, PROVIDER_CLASS)
     return None if j_class is None else FileSplitAssignerProvider(j_class.newInstance())
+
+
+def incremental_file_enumerator(env):
+    """A ``FileEnumeratorProvider`` that stats only files not listed before, or None (no JDK: Flink's)."""
+    from pyflink.datastream.connectors.file_system import FileEnumeratorProvider
+
+    j_class = _java_class(env, "streamguard.IncrementalFileEnumerator$Provider")
+    return None if j_class is None else FileEnumeratorProvider(j_class.newInstance())
 
 
 def series_block_splitter(env, n_values: int = 0, nodata=(), series=()):

@@ -5,7 +5,9 @@ joined by '\\n' (``blocks.py`` splits them per series).
 
 - ``file`` (default): a Flink ``FileSource`` over ``cfg.landing_dir``; continuous (re-lists the folder
   every ``discovery_interval_ms`` and reads each new file once) or, with ``bounded``, the files present
-  at start. Writers must publish complete files atomically (write ``.name``, then rename): files
+  at start. In continuous mode each discovery lists the folders but stats only files it has not seen
+  (``incremental``; Java ``IncrementalFileEnumerator``): Flink's own enumerator re-reads the status of
+  every file ever landed, so its cost grows with the folder. Writers must publish complete files atomically (write ``.name``, then rename): files
   starting with ``.`` or ``_`` are ignored by the enumerator. One reader (parallelism 1) reads the
   files one after another; with ``ordered_files`` (default) queued files are handed out in path order
   (``ordered_files.py``), so writers name files so that path order is publication order (as
@@ -40,6 +42,7 @@ class FileLineSource:
     discovery_interval_ms: int | None = 1000  # None: bounded (read what is there, then finish)
     parallelism: int | None = 1
     ordered: bool = True  # hand out queued files in path order (Java assigner; Flink's default without a JDK)
+    incremental: bool = True  # list known files by name only (Java enumerator; Flink's default without a JDK)
     line_block: int = 4096  # lines per record (Java line-block format); 1: one record per line
 
 
@@ -56,6 +59,12 @@ class FileLineSource:
         builder = FileSource.for_record_stream_format(fmt, Path(self.path).as_uri())
         if self.discovery_interval_ms:
             builder = builder.monitor_continuously(Duration.of_millis(self.discovery_interval_ms))
+        if self.incremental and self.discovery_interval_ms:
+            from flink_jobs.streaming.ordered_files import incremental_file_enumerator
+
+            enumerator = incremental_file_enumerator(env)
+            if enumerator is not None:
+                builder = builder.set_file_enumerator(enumerator)
         if self.ordered:
             from flink_jobs.streaming.ordered_files import ordered_split_assigner
 
@@ -94,7 +103,8 @@ def source_from_config(cfg: StreamConfig):
     """The LineSource named by ``cfg.source``."""
     if cfg.source == "file":
         return FileLineSource(cfg.landing_dir, None if cfg.bounded else cfg.discovery_interval_ms,
-                              ordered=cfg.ordered_files, line_block=cfg.line_block)
+                              ordered=cfg.ordered_files, incremental=cfg.incremental_listing,
+                              line_block=cfg.line_block)
     if cfg.source == "kafka":
         return KafkaLineSource(cfg.kafka_bootstrap, cfg.kafka_topic, cfg.kafka_group)
     if ":" in cfg.source:
