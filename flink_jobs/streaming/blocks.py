@@ -78,13 +78,36 @@ def split_by_series(record: str) -> list[tuple[str, str]]:
     return [(key, "\n".join(lines)) for key, lines in groups.items()]
 
 
+def covariate_routes(pairs) -> dict[str, tuple[str, ...]]:
+    """``("stage=temp", ...)`` (dependent variable = covariate variable) -> {covariate: (dependents, ...)}."""
+    routes: dict[str, tuple[str, ...]] = {}
+    for pair in pairs:
+        dependent, sep, covariate = (x.strip() for x in pair.partition("="))
+        if not (sep and dependent and covariate) or "/" in dependent + covariate or dependent == covariate:
+            raise ValueError(f"covariate route {pair!r}: expected 'dependent=covariate', e.g. 'stage=temp'")
+        routes[covariate] = routes.get(covariate, ()) + (dependent,)
+    return routes
+
+
+def with_covariate_copies(blocks: list[tuple[str, str]], routes: dict) -> list[tuple[str, str]]:
+    """``blocks`` (``split_by_series``) plus, first, a copy of each covariate sensor's block
+    (``<site>/<covariate>``) keyed by each of its dependents (``<site>/<dependent>``): a dependent row then finds
+    the covariate readings of its own record. The copy keeps its lines (their own series id)."""
+    copies = []
+    for key, lines in blocks:
+        site, slash, variable = key.rpartition("/")
+        if site and slash:
+            copies += [(f"{site}/{dependent}", lines) for dependent in routes.get(variable, ())]
+    return copies + blocks
+
+
 def lines_of(block) -> list[str]:
     """The lines of a keyed operator's input element: the lines string (Java split) or a
     ``(series id, lines)`` tuple (Python split)."""
     return (block if isinstance(block, str) else block[1]).split("\n")
 
 
-def keyed_series_blocks(env, records, java: bool = True, parse: tuple | None = None):
+def keyed_series_blocks(env, records, java: bool = True, parse: tuple | None = None, covariates=()):
     """``records`` (a DataStream of strings) -> KeyedStream of per-series blocks (``lines_of`` reads them;
     ``ctx.get_current_key()`` is the series id).
 
@@ -94,15 +117,21 @@ def keyed_series_blocks(env, records, java: bool = True, parse: tuple | None = N
     step; without a JDK, or with ``java=False``, Python ``split_by_series`` + ``key_by`` (one more
     Java-Python hand-over per block). ``parse``: ``(n_values, nodata codes, accepted series)``: the Java
     splitter also parses (``decode_block`` reads its blocks); the Python splitter ignores it.
+    ``covariates``: ``("stage=temp", ...)``: each ``<site>/temp`` block also goes to ``<site>/stage``
+    (``with_covariate_copies``); empty (default): no copies, the split is unchanged.
     """
     parallelism = records._j_data_stream.getTransformation().getParallelism()
+    routes = covariate_routes(covariates)
     splitter = None
     if java:
         from flink_jobs.streaming.ordered_files import series_block_splitter
 
         splitter = series_block_splitter(env, *(parse or ()))
+        if splitter is not None and routes:
+            splitter = _with_java_routes(splitter, routes)
     if splitter is None:
-        blocks = records.flat_map(split_by_series, output_type=BLOCK).name("split-by-series")
+        split = split_by_series if not routes else lambda r: with_covariate_copies(split_by_series(r), routes)
+        blocks = records.flat_map(split, output_type=BLOCK).name("split-by-series")
         if parallelism > 0:
             blocks = blocks.set_parallelism(parallelism)
         return blocks.key_by(lambda block: block[0], key_type=Types.STRING())
@@ -117,3 +146,15 @@ def keyed_series_blocks(env, records, java: bool = True, parse: tuple | None = N
     j_keyed = j_blocks.keyBy(get_gateway().jvm.KeyByKeySelector(), Types.ROW([Types.STRING()]).get_java_type_info())
     value_type = Types.PRIMITIVE_ARRAY(Types.BYTE()) if parse else Types.STRING()
     return KeyedStream(j_keyed, value_type, DataStream(j_blocks))
+
+
+def _with_java_routes(splitter, routes: dict):
+    from pyflink.java_gateway import get_gateway
+
+    gateway = get_gateway()
+    pairs = [(c, d) for c, deps in routes.items() for d in deps]
+    covs = gateway.new_array(gateway.jvm.java.lang.String, len(pairs))
+    deps = gateway.new_array(gateway.jvm.java.lang.String, len(pairs))
+    for i, (c, d) in enumerate(pairs):
+        covs[i], deps[i] = c, d
+    return splitter.withCovariates(covs, deps)

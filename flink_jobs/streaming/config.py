@@ -68,6 +68,10 @@ class StreamConfig:
     registry_uri: str = ""
     alias: str = "production"
     rest_url: str = ""  # paper's design (bench only): score each window by POSTing it to this server
+    # hydro: "dependent=covariate" variable pairs, e.g. "stage=temp": each site's temp readings are the covariate
+    # (the ice rule's water temperature) of its stage sensor; empty: no covariate, as before (docs/streaming.md)
+    covariates: tuple[str, ...] = ()
+    covariate_wait_rows: int = 4  # at most this many rows of a sensor wait for their same-time covariate; 0: none
     fail_after_windows: int = 0  # fault injection for the exactly-once test: fail once after N windows
     extra: dict = field(default_factory=dict)
 
@@ -118,7 +122,7 @@ def from_env(family: str = "lstm_ed", **overrides) -> StreamConfig:
         else:
             values[f.name] = _env(name, current, type(current))
     values.update(overrides)
-    for key in ("series", "jars"):
+    for key in ("series", "jars", "covariates"):
         if key in values and isinstance(values[key], list):
             values[key] = tuple(values[key])
     return replace(base, **values)

@@ -37,6 +37,12 @@ import org.apache.flink.util.Collector;
  * epoch-ms timestamp, plain finite numbers, an accepted series id) as timestamps and doubles, every other
  * line as its raw text with its place in the block, for Python's full parser to accept or dead-letter. So
  * Python never splits or converts the common line, and what this side does not take is judged as before.
+ *
+ * <p>Covariate routes ({@link #withCovariates}, none by default: the output is then unchanged): a block of a
+ * covariate sensor {@code <site>/<covariate>} is also sent, as is, to each dependent sensor {@code
+ * <site>/<dependent>}, before the record's other blocks, so a dependent row finds the covariate readings of
+ * its own record. The copy keeps its lines' own series id: the keyed operator tells it by that. The Python
+ * twin is {@code blocks.py:with_covariate_copies}.
  */
 public final class SeriesBlockSplitter implements FlatMapFunction<String, Row>, ResultTypeQueryable<Row> {
     private static final long serialVersionUID = 1L;
@@ -48,6 +54,8 @@ public final class SeriesBlockSplitter implements FlatMapFunction<String, Row>, 
     private final double[] nodata;
     private final String[] allowed; // accepted series ids; empty: any valid id
     private transient Set<String> allowedSet;
+    private String[] covariateVars = new String[0]; // route i: blocks of <site>/covariateVars[i] ...
+    private String[] dependentVars = new String[0]; // ... also go to <site>/dependentVars[i]
 
     public SeriesBlockSplitter() {
         this(0, new double[0], new String[0]);
@@ -59,8 +67,26 @@ public final class SeriesBlockSplitter implements FlatMapFunction<String, Row>, 
         this.allowed = allowed.clone();
     }
 
+    /** Adds covariate routes (pairs of variable names); returns this splitter. */
+    public SeriesBlockSplitter withCovariates(String[] covariates, String[] dependents) {
+        if (covariates.length != dependents.length) {
+            throw new IllegalArgumentException("one dependent variable per covariate variable");
+        }
+        this.covariateVars = covariates.clone();
+        this.dependentVars = dependents.clone();
+        return this;
+    }
+
     @Override
     public void flatMap(String record, Collector<Row> out) {
+        if (covariateVars.length > 0) {
+            routed(record, out);
+        } else {
+            split(record, out);
+        }
+    }
+
+    private void split(String record, Collector<Row> out) {
         if (nValues > 0) {
             parsed(record, out);
             return;
@@ -81,6 +107,55 @@ public final class SeriesBlockSplitter implements FlatMapFunction<String, Row>, 
         }
         for (Map.Entry<String, StringBuilder> e : groups.entrySet()) {
             out.collect(Row.of(e.getKey(), e.getValue().toString()));
+        }
+    }
+
+    /** Test hook: the {@code [series id, lines]} blocks sent for {@code record} (blocks of lines, not parsed). */
+    public List<List<String>> blocksOf(String record) {
+        List<List<String>> got = new ArrayList<>();
+        Collector<Row> keep = new Collector<Row>() {
+            @Override
+            public void collect(Row row) {
+                got.add(Arrays.asList((String) row.getField(0), (String) row.getField(1)));
+            }
+
+            @Override
+            public void close() {
+            }
+        };
+        flatMap(record, keep);
+        return got;
+    }
+
+    /** The blocks of {@code record} (the unrouted path), covariate copies first. */
+    private void routed(String record, Collector<Row> out) {
+        List<Row> blocks = new ArrayList<>();
+        Collector<Row> keep = new Collector<Row>() {
+            @Override
+            public void collect(Row row) {
+                blocks.add(row);
+            }
+
+            @Override
+            public void close() {
+            }
+        };
+        split(record, keep);
+        for (Row block : blocks) {
+            String key = (String) block.getField(0);
+            int slash = key.lastIndexOf('/');
+            if (slash <= 0) {
+                continue;
+            }
+            String variable = key.substring(slash + 1);
+            for (int i = 0; i < covariateVars.length; i++) {
+                if (covariateVars[i].equals(variable)) {
+                    out.collect(Row.of(key.substring(0, slash + 1) + dependentVars[i], block.getField(1)));
+                }
+            }
+        }
+        for (Row block : blocks) {
+            out.collect(block);
         }
     }
 
