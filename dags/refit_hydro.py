@@ -6,6 +6,12 @@ transition matrix and the ARIMA parameters; the ARIMA order is re-selected (AIC 
 Data: the cleaned series (``training.data.cleaned``) when present, else the Logan River-layout folder
 ``hydro_dir``; the last ``history_days`` days are used. One mapped task per sensor (retries), then promotion
 (label-free ``val_mae``) and the ``HYDRO_MODELS`` Asset, which triggers the scoring redeploy.
+
+Water temperature (``use_temperature``, default ``SG_HYDRO_USE_TEMPERATURE``, off): a stage sensor whose site
+has ``temp`` readings in the data gets the bench's temperature choice (a ``+ice`` config) and its run and
+model version are tagged ``covariate=temp``; such a model is to be served with the stream's
+``covariates=stage=temp`` (served without, it is its config without the ice rule). Off by default because
+the stream's setting is off by default, and the two are switched together.
 """
 
 from __future__ import annotations
@@ -37,6 +43,11 @@ from dags.assets import HYDRO_MODELS
                                  "labels (bench_results), else the d2 defaults"),
         "bench_results": Param("", type="string", description="hydro bench JSON whose per-site choice is "
                                "used; empty = bench/results/hydro_bench.json"),
+        "use_temperature": Param(os.environ.get("SG_HYDRO_USE_TEMPERATURE", "").strip().lower() in
+                                 ("1", "true", "yes", "on"), type="boolean",
+                                 description="a stage sensor whose site has water temperature (temp) in the data "
+                                 "gets the bench's +ice choice (selected_config_temp) and covariate=temp; serve it "
+                                 "with the stream's covariates=stage=temp"),
     },
     doc_md=__doc__,
 )

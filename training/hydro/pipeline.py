@@ -78,12 +78,16 @@ def resolve_config(config) -> dict:
 def fit_sensor(series_id: str, history_df: pd.DataFrame, eval_df: pd.DataFrame | None = None, *,
                refit_order: bool = True, order=None, window: int = 30, mode: str = "incremental",
                change_threshold: float | None = None, detector_config=None, register: bool = True,
-               trigger: str = "manual") -> dict:
+               trigger: str = "manual", covariate: str | None = None) -> dict:
     """One MLflow run for one sensor and refit. ``eval_df`` (``ts, value, label``, optionally ``covariate``: the
     site's water temperature for the ``+ice`` configs) is scored after the history and its metrics are logged as
     ``eval_*`` (never used for fitting or promotion).
     ``detector_config`` (``resolve_config``): e.g. the config the hydro bench chose for the site without
-    its labels; it travels inside the registered model and is logged as the ``detector_config`` param."""
+    its labels; it travels inside the registered model and is logged as the ``detector_config`` param.
+    ``covariate``: the variable the model is to be served with as its ice-rule covariate (``temp``: the stream's
+    ``covariates=stage=temp``, the pyfunc's ``covariate`` column), logged as the ``covariate`` param and tag of
+    the run and tag of the model version ("none" without); a ``covariate`` column of ``history_df`` (the
+    readings aligned by ``ts``) is used for the in-sample plot."""
     import mlflow
     from mlflow.models import ModelSignature, infer_signature
     from mlflow.types import ColSpec, Schema
@@ -133,7 +137,7 @@ def fit_sensor(series_id: str, history_df: pd.DataFrame, eval_df: pd.DataFrame |
               "mode": mode, "level": det.level, "hold": det.hold, "density_window": det.density_window,
               "stuck_run": det.stuck_run, "series_id": series_id, "trigger": trigger,
               "detector_config": json.dumps(settings, sort_keys=True),
-              "order_reselected": order is None}
+              "order_reselected": order is None, "covariate": covariate or "none"}
     wrapper = HydroPyfunc(det)
     example = pd.DataFrame({"ts": h["ts"].to_numpy(np.int64)[-48:], "value": h["value"].to_numpy(float)[-48:]})
     signature = infer_signature(example, wrapper.predict(None, example))
@@ -151,13 +155,15 @@ def fit_sensor(series_id: str, history_df: pd.DataFrame, eval_df: pd.DataFrame |
                                 e["label"].to_numpy() if "label" in e else None)
         else:
             tail_x, tail_t = h["value"].to_numpy(float)[-2000:], h["ts"].to_numpy(np.int64)[-2000:]
-            plots.fitted_series(tail_t, tail_x, det.score_series(tail_x, tail_t), tmp / "fitted_series.png",
+            tail_c = h["covariate"].to_numpy(float)[-2000:] if "covariate" in h else None
+            plots.fitted_series(tail_t, tail_x, det.score_series(tail_x, tail_t, covariate=tail_c),
+                                tmp / "fitted_series.png",
                                 f"{series_id}: last history points (in-sample)")
         if evaluation is not None:
             (tmp / "evaluation.json").write_text(json.dumps(evaluation, indent=1))
         log = registry.retry_locked
-        run = log(mlflow.start_run)(run_name=f"{series_id}:{trigger}", tags={"series_id": series_id,
-                                                                            "family": FAMILY})
+        run = log(mlflow.start_run)(run_name=f"{series_id}:{trigger}", tags={
+            "series_id": series_id, "family": FAMILY, "covariate": covariate or "none"})
         try:
             log(mlflow.log_params)(params)
             log(mlflow.log_metrics)({k: float(v) for k, v in metrics.items() if v is not None and np.isfinite(v)})
@@ -166,6 +172,8 @@ def fit_sensor(series_id: str, history_df: pd.DataFrame, eval_df: pd.DataFrame |
         finally:
             mlflow.end_run()
     if register and version is not None:
+        with registry.sqlite_write_lock(s):
+            log(mlflow.MlflowClient().set_model_version_tag)(name, str(version), "covariate", covariate or "none")
         registry.set_challenger(name, version)
     return {"series_id": series_id, "run_id": run.info.run_id, "model_name": name, "model_version": version,
             "model_uri": info.model_uri, "metrics": metrics, "evaluation": evaluation, "detector": det}
