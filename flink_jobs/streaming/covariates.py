@@ -10,13 +10,15 @@ of the series (itself included) would otherwise wait, or the input ends: it is t
 scored in time order, so rows behind a waiting row wait too.
 
 The part of the keyed state (``st["cov"]``, a plain dict: savepoint-friendly, and absent from states written
-before) holds ``values`` {ts: covariate}, ``newest`` covariate ts, ``wait`` rows waiting, ``done`` the newest
-scored ts (older covariate readings are no longer needed).
+before) holds ``values`` {ts: covariate}, ``newest`` covariate ts, ``wait`` rows waiting (as plain tuples),
+``done`` the newest scored ts (older covariate readings are no longer needed).
 """
 
 from __future__ import annotations
 
 import math
+
+from flink_jobs.streaming.records import Row
 
 KEEP = 4096  # covariate readings kept per sensor at most (when the covariate runs far ahead of the dependent)
 
@@ -46,15 +48,15 @@ def ready(cs: dict, rows, bound_ms: int, wait_rows: int, final: bool = False) ->
     need wait no longer, in time order. ``final``: every row goes (end of input, or a model without a
     covariate rule)."""
     wait, values, newest = cs["wait"], cs["values"], cs["newest"]
-    wait.extend(rows)
+    wait.extend(tuple(r) for r in rows)
     n = 0
     while n < len(wait):
-        ts = wait[n].ts
+        ts = wait[n][1]
         if (ts not in values and not final and len(wait) - n <= wait_rows
                 and (newest is None or newest - bound_ms < ts)):
             break
         n += 1
-    out = [(r, values.get(r.ts)) for r in wait[:n]]
+    out = [(Row(*w), values.get(w[1])) for w in wait[:n]]
     if n:
         del wait[:n]
         cs["done"] = done = out[-1][0].ts
