@@ -136,7 +136,8 @@ def _run(env, cfg):
 
 
 @pytest.mark.slow
-def test_stream_with_temperature_equals_batch(ice_model, flink_stream_env, tmp_path):
+def test_stream_with_temperature_equals_batch(ice_model, flink_stream_env, tmp_path, monkeypatch):
+    from flink_jobs.streaming import ordered_files
     from flink_jobs.streaming.config import from_env
 
     result, stream = ice_model
@@ -149,6 +150,9 @@ def test_stream_with_temperature_equals_batch(ice_model, flink_stream_env, tmp_p
     joined = _run(flink_stream_env, from_env("hydro", out_dir=str(tmp_path / "joined"), covariates=("stage=temp",),
                                              **base))
     plain = _run(flink_stream_env, from_env("hydro", out_dir=str(tmp_path / "plain"), **base))
+    monkeypatch.setattr(ordered_files, "series_block_splitter", lambda *a, **k: None)  # the Python splitter
+    joined_py = _run(flink_stream_env, from_env("hydro", out_dir=str(tmp_path / "joined_py"),
+                                                covariates=("stage=temp",), **base))
     x = stream["value"].round(4).to_numpy(float)  # as written to the landing file
     ok = np.isfinite(x)
     t = stream["ts"].to_numpy(np.int64)[ok]
@@ -156,7 +160,7 @@ def test_stream_with_temperature_equals_batch(ice_model, flink_stream_env, tmp_p
     with_temp = det.score_series(x[ok], t, covariate=cov)
     without = det.score_series(x[ok], t)
     assert with_temp["anomalous"].sum() > without["anomalous"].sum() + 20  # the ice rule flags the cold stretch
-    for points, batch in ((joined, with_temp), (plain, without)):
+    for points, batch in ((joined, with_temp), (joined_py, with_temp), (plain, without)):
         assert [p["window_start"] for p in points] == t.tolist()
         assert [p["anomalous"] for p in points] == batch["anomalous"].tolist()
         np.testing.assert_allclose([p["forecast"] for p in points], batch["forecast"], rtol=1e-6)
