@@ -164,3 +164,50 @@ def test_stream_with_temperature_equals_batch(ice_model, flink_stream_env, tmp_p
         assert [p["window_start"] for p in points] == t.tolist()
         assert [p["anomalous"] for p in points] == batch["anomalous"].tolist()
         np.testing.assert_allclose([p["forecast"] for p in points], batch["forecast"], rtol=1e-6)
+
+
+class _Det:
+    ice_temp, min_probability = 0.5, 0.5
+
+    def __init__(self):
+        self.seen = []
+
+    def new_state(self):
+        return {}
+
+    def update(self, state, ts, value, covariate=None):
+        self.seen.append((ts, covariate))
+        return state, {"anomaly_probability": 0.0, "anomalous": False, "candidate": False, "forecast": value,
+                       "lower": value, "upper": value, "verified": False}
+
+
+def _operator(det, covariates):
+    from types import SimpleNamespace
+
+    from flink_jobs.streaming.config import from_env
+    from flink_jobs.streaming.hydro_job import OrderAndScore
+
+    op = OrderAndScore(from_env("hydro", covariates=covariates, every_window=False))
+    loaded = SimpleNamespace(detector=det, version="1", name="hydro-S-stage")
+    op.models = SimpleNamespace(get=lambda key: loaded)
+    op.counters = SimpleNamespace(inc=lambda *a: None, dead=lambda *a: None)
+    op.joined = bool(covariates)
+    return op
+
+
+def test_state_moves_between_jobs_with_and_without_covariates():
+    import pickle
+
+    from flink_jobs.streaming.windowing import new_state
+
+    det = _Det()
+    st = {"order": new_state(), "version": None, "detector_state": None}
+    joined = _operator(det, ("stage=temp",))
+    add_covariates(cov_state(st), _cov((1, 0.1)))
+    list(joined._score("S/stage", st, _rows(1, 2)))
+    assert det.seen == [(1, 0.1)]  # 2 waits for its temperature
+    st = pickle.loads(pickle.dumps(st))  # a savepoint, restored into a job without the setting
+    list(_operator(det, ())._score("S/stage", st, _rows(3)))
+    assert det.seen == [(1, 0.1), (2, None), (3, None)] and "cov" not in st
+    list(joined._score("S/stage", st, _rows(4)))  # and back: a state without the covariate part
+    assert det.seen[-1] == (3, None) and st["cov"]["wait"] == [tuple(_rows(4)[0])]

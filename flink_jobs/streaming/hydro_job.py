@@ -96,7 +96,7 @@ class OrderAndScore(KeyedProcessFunction):
             self.state.update(st)
 
     def _score(self, key, st, rows, final: bool = False):
-        if not rows and not (self.joined and st.get("cov", {}).get("wait")):
+        if not rows and not st.get("cov", {}).get("wait"):
             return
         loaded = self.models.get(key)
         if self.joined:
@@ -104,6 +104,8 @@ class OrderAndScore(KeyedProcessFunction):
             plain = loaded is None or getattr(loaded.detector, "ice_temp", None) is None
             pairs = ready(cov_state(st), rows, self.cfg.out_of_orderness_ms, self.cfg.covariate_wait_rows,
                           final or plain)
+        elif "cov" in st:  # restored from a job with covariates: its waiting rows go first, then no more join
+            pairs = ready(st.pop("cov"), rows, 0, 0, final=True)
         else:
             pairs = [(r, None) for r in rows]
         if loaded is None:
