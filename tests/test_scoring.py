@@ -154,11 +154,64 @@ def test_remove_levels_absorbs_a_persistent_shift_per_feature_and_streams():
     assert warm[0, 0, 0] == 0.0  # warm-started levels apply from the first window
 
 
+def _remove_levels_one_by_one(feats, history, k):
+    """The definition, window after window (sessions 3-6's implementation): the reference for the vectorized one."""
+    hist = [np.asarray(h, dtype=np.float64) for h in (history or [])][-k:]
+    out = np.empty_like(feats)
+    for i, w in enumerate(feats):
+        level = np.median(np.stack(hist), axis=0) if hist else np.zeros(feats.shape[-1])
+        out[i] = w - np.maximum(level, 0.0)
+        hist = (hist + [np.median(w, axis=0)])[-k:]
+    return out, [h.tolist() for h in hist]
+
+
+@pytest.mark.parametrize("k", [1, 4, 32])
+def test_remove_levels_equals_the_window_by_window_definition(k):
+    rng = np.random.default_rng(k)
+    feats = rng.normal(size=(90, 5, 3)) + np.repeat(rng.normal(size=(9, 1, 1, 3)) * 3, 10, axis=0).reshape(90, 1, 3)
+    for n_hist in (None, 0, 1, k - 1, k, k + 5):
+        history = None if n_hist is None else rng.normal(size=(max(n_hist, 0), 3)).tolist()
+        for cut in (0, 1, k // 2, k, 40, 90):  # two stream calls of every split: fewer or more windows than k
+            chunks, hist = [], history
+            for part in (feats[:cut], feats[cut:]):
+                out, hist = scoring.remove_levels(part, hist, k)
+                chunks.append(out)
+            want, want_hist = _remove_levels_one_by_one(feats, history, k)
+            np.testing.assert_array_equal(np.concatenate(chunks), want)  # exact: the same medians
+            assert hist == want_hist
+    with pytest.raises(ValueError):
+        scoring.remove_levels(feats, None, 0)
+
+
 def test_feature_shares_fold_error_and_input_features_per_channel():
     feats = np.zeros((1, 2, 4))  # 2 channels: [err0, err1, in0, in1]
     feats[0, 1] = [1.0, 2.0, 1.0, -3.0]  # squares of positive parts: ch0 1 + 1 = 2, ch1 4 + 0 = 4
     shares = scoring.feature_shares(feats, 2, np.array([[False, True]]))
     np.testing.assert_allclose(shares, [[2 / 6, 4 / 6]])
+
+
+def _stream_threshold_one_by_one(stats, seen, far, memory, fallback):
+    """The definition, window after window (sessions 4-6's implementation): the reference."""
+    buf, taus = [float(v) for v in (seen or [])][-memory:], []
+    for m in stats:
+        taus.append(float(np.quantile(buf, 1.0 - far)) if buf else fallback)
+        buf = (buf + [float(m)])[-memory:]
+    return np.asarray(taus), buf
+
+
+@pytest.mark.parametrize("memory", [1, 5, 64])
+def test_stream_threshold_equals_the_window_by_window_definition(memory):
+    rng = np.random.default_rng(memory)
+    for n_seen in (None, 0, 3, memory, memory + 7):
+        seen = None if n_seen is None else rng.normal(size=n_seen).tolist()
+        for n in (0, 1, 4, memory + 3, 300):
+            stats = rng.gamma(2.0, size=n)
+            taus, buf = scoring.stream_threshold(stats, seen, 0.1, memory, fallback=3.0)
+            want, want_buf = _stream_threshold_one_by_one(stats, seen, 0.1, memory, 3.0)
+            np.testing.assert_array_equal(taus, want.reshape(-1))
+            assert buf == want_buf
+    with pytest.raises(ValueError):
+        scoring.stream_threshold(np.ones(3), None, 0.1, 0)
 
 
 def test_stream_threshold_hand_computed_memory_and_window_stat():

@@ -196,6 +196,9 @@ def window_levels(feats: np.ndarray) -> np.ndarray:
     return np.median(np.asarray(feats, dtype=np.float64), axis=1)
 
 
+VECTOR_MIN = 4  # remove_levels / stream_threshold: from this many full windows on, one vectorized call
+
+
 def remove_levels(feats: np.ndarray, history: list | None, k: int) -> tuple[np.ndarray, list]:
     """Each feature relative to recent behaviour: subtract from window i the median over the previous ``k``
     windows of that feature's per-window median, when positive (a persistent shift of one channel is
@@ -204,15 +207,25 @@ def remove_levels(feats: np.ndarray, history: list | None, k: int) -> tuple[np.n
     ``history`` (list of per-window median lists, oldest first; None starts empty) carries the levels
     between stream calls; returned updated (at most k items, builtin floats)."""
     f = np.asarray(feats, dtype=np.float64)
-    hist = [np.asarray(h, dtype=np.float64) for h in (history or [])][-k:] if k > 0 else []
-    out = np.empty_like(f)
-    meds = window_levels(f) if len(f) else np.zeros((0, f.shape[-1]))
-    for i, w in enumerate(f):
-        level = np.median(np.stack(hist), axis=0) if hist else np.zeros(f.shape[-1])
-        out[i] = w - np.maximum(level, 0.0)
-        hist.append(meds[i])
-        hist = hist[-k:]
-    return out, [h.tolist() for h in hist]
+    if k <= 0:
+        raise ValueError(f"k must be >= 1 windows, got {k}")
+    n, width = len(f), f.shape[-1]
+    hist = np.asarray([h for h in (history or [])][-k:], dtype=np.float64).reshape(-1, width)
+    levels = np.concatenate([hist, window_levels(f) if n else np.zeros((0, width))])  # (h0 + n, F), oldest first
+    h0 = len(hist)
+    level = np.zeros((n, width))
+    # window i's level: the median of the up to k levels before it (rows h0 + i - k .. h0 + i - 1); the
+    # windows with a full k behind them in one vectorized median (the stream's hot path), the first few alone
+    first_full = max(0, k - h0)
+    if n - first_full < VECTOR_MIN:  # a few windows: one median each is cheaper
+        first_full = n
+    for i in range(min(first_full, n)):
+        if h0 + i:
+            level[i] = np.median(levels[max(0, h0 + i - k) : h0 + i], axis=0)
+    if n > first_full:
+        behind = np.lib.stride_tricks.sliding_window_view(levels, k, axis=0)  # (h0 + n - k + 1, F, k)
+        level[first_full:] = np.median(behind[h0 + first_full - k : h0 + n - k], axis=-1)
+    return f - np.maximum(level, 0.0)[:, None, :], levels[-k:].tolist()
 
 
 def top_k_mean(feats: np.ndarray, k: int = 3, transform: str = "none") -> np.ndarray:
@@ -255,13 +268,22 @@ def stream_threshold(max_scores: np.ndarray, seen: list | None, far: float, memo
     a_t, see ``window_stat``) -> (tau_i (N,), updated ``seen``: at most ``memory`` builtin floats);
     ``fallback`` is tau while nothing has been seen.
     """
-    buf = [float(v) for v in (seen or [])][-memory:]
-    taus = np.empty(len(max_scores))
-    for i, m in enumerate(np.asarray(max_scores, dtype=np.float64)):
-        taus[i] = float(np.quantile(buf, 1.0 - far)) if buf else fallback
-        buf.append(float(m))
-        buf = buf[-memory:]
-    return taus, buf
+    if memory <= 0:
+        raise ValueError(f"memory must be >= 1 windows, got {memory}")
+    stats = np.asarray(max_scores, dtype=np.float64).reshape(-1)
+    known = np.concatenate([np.asarray([float(v) for v in (seen or [])][-memory:], dtype=np.float64), stats])
+    s0, n = len(known) - len(stats), len(stats)
+    taus = np.empty(n)
+    # as remove_levels: the windows with a full memory behind them in one vectorized quantile
+    first_full = max(0, memory - s0)
+    if n - first_full < VECTOR_MIN:
+        first_full = n
+    for i in range(min(first_full, n)):
+        taus[i] = float(np.quantile(known[max(0, s0 + i - memory) : s0 + i], 1.0 - far)) if s0 + i else fallback
+    if n > first_full:
+        behind = np.lib.stride_tricks.sliding_window_view(known, memory)  # (s0 + n - memory + 1, memory)
+        taus[first_full:] = np.quantile(behind[s0 + first_full - memory : s0 + n - memory], 1.0 - far, axis=-1)
+    return taus, known[-memory:].tolist()
 
 
 def window_stat(scores: np.ndarray, delta: float) -> np.ndarray:
