@@ -103,3 +103,9 @@ def test_incremental_enumerator_returns_each_new_file_once_with_flinks_paths(fli
         "2026/11/late.csv", "late2.csv"]
     assert sum(new.values()) == len("s,1\ns,2\n") + len("s,3\n")
     assert _splits(ours, gateway, land) == {}
+    # a file landing in a known sub-folder, while the folders above it are unchanged (their listings skipped)
+    (land / "2026" / "11" / "later.csv").write_text("s,4\n")
+    assert [Path(p).name for p in _splits(ours, gateway, land)] == ["later.csv"]
+    for i in range(5):  # files landing one after another: each found by the next discovery
+        (land / f"burst-{i}.csv").write_text("s,5\n")
+        assert [Path(p).name for p in _splits(ours, gateway, land)] == [f"burst-{i}.csv"]

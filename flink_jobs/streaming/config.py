@@ -33,8 +33,8 @@ class StreamConfig:
     bounded: bool = False  # file source: read the files present, then finish (tests, bench ceilings)
     discovery_interval_ms: int = 1000
     ordered_files: bool = True  # file source: hand out queued files in path (= publication) order
-    # file source: each discovery stats only files not seen before (Java IncrementalFileEnumerator); Flink's
-    # own enumerator re-reads every landed file's status each time, a cost that grows with the folder
+    # file source: each discovery stats only files not seen before and lists a folder only when it changed
+    # (Java IncrementalFileEnumerator); Flink's own re-reads every landed file's status each time
     incremental_listing: bool = True
     line_block: int = 4096  # file source: lines per record (one Java->Python hand-over per block); 1: per line
     kafka_bootstrap: str = "localhost:9092"

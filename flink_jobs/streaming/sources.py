@@ -5,9 +5,9 @@ joined by '\\n' (``blocks.py`` splits them per series).
 
 - ``file`` (default): a Flink ``FileSource`` over ``cfg.landing_dir``; continuous (re-lists the folder
   every ``discovery_interval_ms`` and reads each new file once) or, with ``bounded``, the files present
-  at start. In continuous mode each discovery lists the folders but stats only files it has not seen
-  (``incremental``; Java ``IncrementalFileEnumerator``): Flink's own enumerator re-reads the status of
-  every file ever landed, so its cost grows with the folder. Writers must publish complete files atomically (write ``.name``, then rename): files
+  at start. In continuous mode each discovery stats only files it has not seen and lists a folder only
+  when its modification time changed (``incremental``; Java ``IncrementalFileEnumerator``): Flink's own
+  enumerator re-reads the status of every file ever landed, so its cost grows with the folder. Writers must publish complete files atomically (write ``.name``, then rename): files
   starting with ``.`` or ``_`` are ignored by the enumerator. One reader (parallelism 1) reads the
   files one after another; with ``ordered_files`` (default) queued files are handed out in path order
   (``ordered_files.py``), so writers name files so that path order is publication order (as
