@@ -196,7 +196,28 @@ def window_levels(feats: np.ndarray) -> np.ndarray:
     return np.median(np.asarray(feats, dtype=np.float64), axis=1)
 
 
-VECTOR_MIN = 4  # remove_levels / stream_threshold: from this many full windows on, one vectorized call
+VECTOR_MIN = 4  # trailing(): from this many rows with a full window behind them on, one vectorized call
+
+
+def trailing(values: np.ndarray, n_before: int, k: int, reduce, empty) -> np.ndarray:
+    """For each row i after the first ``n_before`` of ``values`` (oldest first, along axis 0): ``reduce`` over
+    the up to ``k`` rows before it (``reduce(block, axis=...)``), ``empty`` where there are none. Rows with a full
+    ``k`` behind them take one vectorized call (``sliding_window_view``), the first few one call each; both
+    give the same numbers. Used by ``remove_levels`` (median) and ``stream_threshold`` (quantile)."""
+    if k <= 0:
+        raise ValueError(f"the window must be >= 1 rows, got {k}")
+    n = len(values) - n_before
+    out = np.empty((n,) + values.shape[1:])
+    first_full = max(0, k - n_before)
+    if n - first_full < VECTOR_MIN:  # a few rows: one call each is cheaper
+        first_full = n
+    for i in range(min(first_full, n)):
+        j = n_before + i
+        out[i] = reduce(values[max(0, j - k) : j], axis=0) if j else empty
+    if n > first_full:
+        behind = np.lib.stride_tricks.sliding_window_view(values, k, axis=0)  # (len - k + 1, ..., k)
+        out[first_full:] = reduce(behind[n_before + first_full - k : n_before + n - k], axis=-1)
+    return out
 
 
 def remove_levels(feats: np.ndarray, history: list | None, k: int) -> tuple[np.ndarray, list]:
@@ -207,24 +228,10 @@ def remove_levels(feats: np.ndarray, history: list | None, k: int) -> tuple[np.n
     ``history`` (list of per-window median lists, oldest first; None starts empty) carries the levels
     between stream calls; returned updated (at most k items, builtin floats)."""
     f = np.asarray(feats, dtype=np.float64)
-    if k <= 0:
-        raise ValueError(f"k must be >= 1 windows, got {k}")
-    n, width = len(f), f.shape[-1]
-    hist = np.asarray([h for h in (history or [])][-k:], dtype=np.float64).reshape(-1, width)
-    levels = np.concatenate([hist, window_levels(f) if n else np.zeros((0, width))])  # (h0 + n, F), oldest first
-    h0 = len(hist)
-    level = np.zeros((n, width))
-    # window i's level: the median of the up to k levels before it (rows h0 + i - k .. h0 + i - 1); the
-    # windows with a full k behind them in one vectorized median (the stream's hot path), the first few alone
-    first_full = max(0, k - h0)
-    if n - first_full < VECTOR_MIN:  # a few windows: one median each is cheaper
-        first_full = n
-    for i in range(min(first_full, n)):
-        if h0 + i:
-            level[i] = np.median(levels[max(0, h0 + i - k) : h0 + i], axis=0)
-    if n > first_full:
-        behind = np.lib.stride_tricks.sliding_window_view(levels, k, axis=0)  # (h0 + n - k + 1, F, k)
-        level[first_full:] = np.median(behind[h0 + first_full - k : h0 + n - k], axis=-1)
+    width = f.shape[-1]
+    hist = np.asarray([h for h in (history or [])][-k:] if k > 0 else [], dtype=np.float64).reshape(-1, width)
+    levels = np.concatenate([hist, window_levels(f) if len(f) else np.zeros((0, width))])  # oldest first
+    level = trailing(levels, len(hist), k, np.median, 0.0)
     return f - np.maximum(level, 0.0)[:, None, :], levels[-k:].tolist()
 
 
@@ -268,21 +275,10 @@ def stream_threshold(max_scores: np.ndarray, seen: list | None, far: float, memo
     a_t, see ``window_stat``) -> (tau_i (N,), updated ``seen``: at most ``memory`` builtin floats);
     ``fallback`` is tau while nothing has been seen.
     """
-    if memory <= 0:
-        raise ValueError(f"memory must be >= 1 windows, got {memory}")
     stats = np.asarray(max_scores, dtype=np.float64).reshape(-1)
-    known = np.concatenate([np.asarray([float(v) for v in (seen or [])][-memory:], dtype=np.float64), stats])
-    s0, n = len(known) - len(stats), len(stats)
-    taus = np.empty(n)
-    # as remove_levels: the windows with a full memory behind them in one vectorized quantile
-    first_full = max(0, memory - s0)
-    if n - first_full < VECTOR_MIN:
-        first_full = n
-    for i in range(min(first_full, n)):
-        taus[i] = float(np.quantile(known[max(0, s0 + i - memory) : s0 + i], 1.0 - far)) if s0 + i else fallback
-    if n > first_full:
-        behind = np.lib.stride_tricks.sliding_window_view(known, memory)  # (s0 + n - memory + 1, memory)
-        taus[first_full:] = np.quantile(behind[s0 + first_full - memory : s0 + n - memory], 1.0 - far, axis=-1)
+    before = [float(v) for v in (seen or [])][-memory:] if memory > 0 else []
+    known = np.concatenate([np.asarray(before, dtype=np.float64), stats])
+    taus = trailing(known, len(before), memory, lambda x, axis: np.quantile(x, 1.0 - far, axis=axis), fallback)
     return taus, known[-memory:].tolist()
 
 
