@@ -191,9 +191,42 @@ def channel_features(errors: np.ndarray, center: np.ndarray, scale: np.ndarray,
     return np.concatenate([z, np.abs(np.asarray(inputs, dtype=np.float64))], axis=-1)
 
 
+def sorted_median(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """``np.median(x, axis)``, bit for bit, from one ``np.sort`` (vectorized sort beats numpy's two-point
+    partition on the short rows scored here: 100 points, 32 windows; ~5x on 4 windows of 76 features)."""
+    s = np.sort(np.asarray(x, dtype=np.float64), axis=axis)
+    s = np.moveaxis(s, axis, -1)
+    n = s.shape[-1]
+    if n == 0:
+        raise ValueError("median of an empty axis")
+    h = n // 2
+    med = s[..., h] if n % 2 else (s[..., h - 1] + s[..., h]) / 2  # np.mean of the two middle points
+    return np.where(np.isnan(s[..., -1]), np.nan, med) if np.isnan(s[..., -1]).any() else med
+
+
+def sorted_quantile(x: np.ndarray, q: float, axis: int = -1) -> np.ndarray:
+    """``np.quantile(x, q, axis)`` (its default ``linear`` method), bit for bit, from one ``np.sort``: the same
+    virtual index ``(n - 1) q``, neighbours and ``_lerp`` (numpy 2's formula, exact at both ends)."""
+    s = np.moveaxis(np.sort(np.asarray(x, dtype=np.float64), axis=axis), axis, -1)
+    n = s.shape[-1]
+    if n == 0:
+        raise ValueError("quantile of an empty axis")
+    v = np.float64((n - 1) * np.float64(q))
+    lo = int(np.floor(v))
+    if v >= n - 1:
+        lo = hi = n - 1
+    else:
+        hi = lo + 1
+    t = np.float64(v - lo)
+    a, b = s[..., lo], s[..., hi]
+    diff = b - a
+    out = b - diff * (1 - t) if t >= 0.5 else a + diff * t
+    return np.where(np.isnan(s[..., -1]), np.nan, out) if np.isnan(s[..., -1]).any() else out
+
+
 def window_levels(feats: np.ndarray) -> np.ndarray:
     """Per window, the median over its points of each feature: (N, L, F) -> (N, F)."""
-    return np.median(np.asarray(feats, dtype=np.float64), axis=1)
+    return sorted_median(feats, axis=1)
 
 
 VECTOR_MIN = 4  # trailing(): from this many rows with a full window behind them on, one vectorized call
@@ -220,19 +253,29 @@ def trailing(values: np.ndarray, n_before: int, k: int, reduce, empty) -> np.nda
     return out
 
 
-def remove_levels(feats: np.ndarray, history: list | None, k: int) -> tuple[np.ndarray, list]:
+def recent_rows(history, k: int, width: int | None = None) -> np.ndarray:
+    """The last ``k`` items of a stream history (an array, or the lists that state written before session 8
+    holds) as float64, oldest first; (n, width) when ``width`` is given, else (n,)."""
+    if history is None or k <= 0:
+        return np.zeros((0, width) if width is not None else 0)
+    h = np.asarray(history, dtype=np.float64)
+    return (h.reshape(-1, width) if width is not None else h.reshape(-1))[-k:]
+
+
+def remove_levels(feats: np.ndarray, history, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Each feature relative to recent behaviour: subtract from window i the median over the previous ``k``
     windows of that feature's per-window median, when positive (a persistent shift of one channel is
     absorbed after about k/2 windows; a short anomaly is not; levels below normal are left alone).
 
-    ``history`` (list of per-window median lists, oldest first; None starts empty) carries the levels
-    between stream calls; returned updated (at most k items, builtin floats)."""
+    ``history`` (per-window medians (n, F), oldest first, an array or lists; None starts empty) carries the
+    levels between stream calls; returned updated: an array of at most k rows (arrays pickle into keyed
+    state far faster than lists of floats)."""
     f = np.asarray(feats, dtype=np.float64)
     width = f.shape[-1]
-    hist = np.asarray([h for h in (history or [])][-k:] if k > 0 else [], dtype=np.float64).reshape(-1, width)
+    hist = recent_rows(history, k, width)
     levels = np.concatenate([hist, window_levels(f) if len(f) else np.zeros((0, width))])  # oldest first
-    level = trailing(levels, len(hist), k, np.median, 0.0)
-    return f - np.maximum(level, 0.0)[:, None, :], levels[-k:].tolist()
+    level = trailing(levels, len(hist), k, sorted_median, 0.0)
+    return f - np.maximum(level, 0.0)[:, None, :], levels[-k:].copy()
 
 
 def top_k_mean(feats: np.ndarray, k: int = 3, transform: str = "none") -> np.ndarray:
@@ -261,7 +304,7 @@ def feature_shares(feats: np.ndarray, n_channels: int, mask: np.ndarray | None =
     return np.divide(per, tot, out=np.zeros_like(per), where=tot > 0)
 
 
-def stream_threshold(max_scores: np.ndarray, seen: list | None, far: float, memory: int,
+def stream_threshold(max_scores: np.ndarray, seen, far: float, memory: int,
                      fallback: float = np.inf) -> tuple[np.ndarray, list]:
     """A drift-aware window threshold in the spirit of SPOT/DSPOT (Siffer et al., KDD 2017): window i's tau_i
     is the (1 - ``far``) quantile of the largest a_t of the windows the detector has seen before it: ``seen``
@@ -272,14 +315,15 @@ def stream_threshold(max_scores: np.ndarray, seen: list | None, far: float, memo
     a ratchet), so anomalies in more than ``far`` of the recent windows raise tau.
 
     ``max_scores`` (N,) in time order (with a count rule ``delta`` > 0: each window's (delta+1)-th largest
-    a_t, see ``window_stat``) -> (tau_i (N,), updated ``seen``: at most ``memory`` builtin floats);
+    a_t, see ``window_stat``) -> (tau_i (N,), updated ``seen``: an array of at most ``memory`` values; the
+    ``seen`` passed in may be a list, as state from before session 8 holds);
     ``fallback`` is tau while nothing has been seen.
     """
     stats = np.asarray(max_scores, dtype=np.float64).reshape(-1)
-    before = [float(v) for v in (seen or [])][-memory:] if memory > 0 else []
-    known = np.concatenate([np.asarray(before, dtype=np.float64), stats])
-    taus = trailing(known, len(before), memory, lambda x, axis: np.quantile(x, 1.0 - far, axis=axis), fallback)
-    return taus, known[-memory:].tolist()
+    before = recent_rows(seen, memory)
+    known = np.concatenate([before, stats])
+    taus = trailing(known, len(before), memory, lambda x, axis: sorted_quantile(x, 1.0 - far, axis), fallback)
+    return taus, known[-memory:].copy()
 
 
 def window_stat(scores: np.ndarray, delta: float) -> np.ndarray:
