@@ -211,3 +211,60 @@ def test_state_moves_between_jobs_with_and_without_covariates():
     assert det.seen == [(1, 0.1), (2, None), (3, None)] and "cov" not in st
     list(joined._score("S/stage", st, _rows(4)))  # and back: a state without the covariate part
     assert det.seen[-1] == (3, None) and st["cov"]["wait"] == [tuple(_rows(4)[0])]
+
+
+@pytest.mark.slow
+def test_savepoint_of_a_joined_job_restores_into_a_job_without_the_setting(ice_model, tmp_path):
+    """A real stop-with-savepoint: job 1 joins temperatures, job 2 is restored from its savepoint without the
+    setting. Every point is scored once, and the verdicts and forecasts equal batch scoring with the
+    temperatures of job 1's points only: the detector state (ARIMA recursion, window, Markov state) came
+    across, and the joined state's covariate part does not trouble a job that does not use it."""
+    from flink_jobs.env import stream_env
+    from flink_jobs.streaming import hydro_job
+    from flink_jobs.streaming.config import from_env
+    from tests.flink_helpers import stop_with_savepoint, wait_for_records
+
+    result, stream = ice_model
+    det = result["detector"]
+    x = stream["value"].round(4).to_numpy(float)
+    ts = stream["ts"].to_numpy(np.int64)
+    temp = np.where(np.isin(np.arange(len(ts)), list(COLD)), -0.1, 4.0)
+    cut = 120  # inside the cold stretch: the ice rule applies before the cut only
+    land = tmp_path / "landing"
+    land.mkdir()
+
+    def lines(rows):  # each temperature right after its stage reading: nothing waits at the cut
+        out = []
+        for i in rows:
+            out.append(f"{SENSOR},{ts[i]},{'NULL' if math.isnan(x[i]) else x[i]}")
+            out.append(f"{TEMP},{ts[i]},{temp[i]}")
+        return "\n".join(out) + "\n"
+
+    def job(out: str, savepoint: str | None, covariates: tuple):
+        cfg = from_env("hydro", landing_dir=str(land), out_dir=str(tmp_path / out), every_window=True,
+                       checkpoint_interval_ms=300, discovery_interval_ms=100, covariates=covariates,
+                       model_cache_dir=str(tmp_path / "cache"))
+        env = stream_env(2, extra={"execution.savepoint.path": savepoint} if savepoint else None)
+        hydro_job.build(env, cfg=cfg)
+        return cfg, env.execute_async("test-hydro-covariate-savepoint")
+
+    ok = np.isfinite(x)
+    n_first = int(ok[:cut].sum())
+    cfg1, client = job("joined", None, ("stage=temp",))
+    (land / "part-0.csv").write_text(lines(range(cut)))
+    first = [r for r in wait_for_records(cfg1.scores_dir, n_first) if r["series_id"] == SENSOR]
+    savepoint = stop_with_savepoint(client, (tmp_path / "savepoints").as_uri())
+    cfg2, client = job("plain", savepoint, ())
+    try:
+        (land / "part-1.csv").write_text(lines(range(cut, len(ts))))
+        second = [r for r in wait_for_records(cfg2.scores_dir, int(ok[cut:].sum())) if r["series_id"] == SENSOR]
+    finally:
+        client.cancel().result()
+    assert len(first) == n_first
+    points = sorted(first + second, key=lambda r: r["window_start"])
+    batch = det.score_series(x[ok], ts[ok], covariate=np.where(np.arange(len(ts)) < cut, temp, np.nan)[ok])
+    assert [p["window_start"] for p in points] == ts[ok].tolist()  # each point once
+    assert [p["anomalous"] for p in points] == batch["anomalous"].tolist()
+    np.testing.assert_allclose([p["forecast"] for p in points], batch["forecast"], rtol=1e-6)
+    stage_only = det.score_series(x[ok], ts[ok])
+    assert batch["anomalous"].sum() > stage_only["anomalous"].sum()  # the temperatures of job 1 mattered

@@ -23,6 +23,7 @@ from flink_jobs.streaming.models import ModelCache
 from flink_jobs.streaming.sinks import read_records
 from flink_jobs.streaming.status import StatusFile, read_status
 from serving.settings import get_settings
+from tests.flink_helpers import stop_with_savepoint, wait_for_records
 
 pytestmark = pytest.mark.slow
 
@@ -195,25 +196,6 @@ def test_registry_unreachable_keeps_serving_from_memory_and_disk(model, tmp_path
     assert ModelCache("lstm_ed", s.mlflow_tracking_uri).get("machine-7-7") is None
 
 
-def _wait_for(folder: Path, n: int, timeout_s: float = 120) -> list[dict]:
-    import time
-
-    deadline = time.monotonic() + timeout_s
-    while True:
-        recs = read_records(folder)
-        if len(recs) >= n or time.monotonic() > deadline:
-            return recs
-        time.sleep(0.5)
-
-
-def _stop_with_savepoint(client, directory: str) -> str:
-    # PyFlink 2.3's JobClient.stop_with_savepoint calls a Java signature that no longer exists
-    from pyflink.java_gateway import get_gateway
-
-    fmt = get_gateway().jvm.org.apache.flink.core.execution.SavepointFormatType.CANONICAL
-    return str(client._j_job_client.stopWithSavepoint(False, directory, fmt).get())
-
-
 def test_state_survives_stop_with_savepoint_and_restore(model, clean_run, tmp_path):
     """Continuous job: rows 0..549, stop with a savepoint, rows 550..999 into a job restored from it.
 
@@ -236,12 +218,12 @@ def test_state_survives_stop_with_savepoint_and_restore(model, clean_run, tmp_pa
 
     cfg1, client = job("out1", None)
     (land / "part-0.csv").write_text("\n".join(lines[:550]) + "\n")
-    first = _wait_for(cfg1.scores_dir, 6)  # windows 0, 90, ..., 450
-    savepoint = _stop_with_savepoint(client, (tmp_path / "savepoints").as_uri())
+    first = wait_for_records(cfg1.scores_dir, 6)  # windows 0, 90, ..., 450
+    savepoint = stop_with_savepoint(client, (tmp_path / "savepoints").as_uri())
     cfg2, client = job("out2", savepoint)
     try:
         (land / "part-1.csv").write_text("\n".join(lines[550:]) + "\n")
-        second = _wait_for(cfg2.scores_dir, 5)  # windows 540, ..., 900
+        second = wait_for_records(cfg2.scores_dir, 5)  # windows 540, ..., 900
     finally:
         client.cancel().result()
     strip = lambda r: json.dumps({k: v for k, v in r.items() if k not in ("emitted_at", "latency_ms")},  # noqa: E731
