@@ -230,3 +230,42 @@ def test_state_survives_stop_with_savepoint_and_restore(model, clean_run, tmp_pa
                                  sort_keys=True)
     assert [r["row_index"] for r in sorted(second, key=lambda r: r["row_index"])] == [540, 630, 720, 810, 900]
     assert sorted(map(strip, first + second)) == sorted(map(strip, ref_scores))
+
+
+def test_scoring_counts_windows_scored_and_alerts_once_per_model_call():
+    """The operator's metrics (one JVM call per model call, not per window) add up to the records it emits."""
+    from types import SimpleNamespace
+
+    from flink_jobs.streaming.common import SCORES
+    from flink_jobs.streaming.scoring import OrderWindowScore
+
+    class Recorder:
+        def __init__(self):
+            self.calls, self.total = [], Counter()
+
+        def inc(self, name, n=1):
+            self.calls.append(name)
+            self.total[name] += n
+
+    class Det:
+        delta, channel_names = 1.0, []
+
+        def score_windows(self, windows, history):
+            k = len(windows)
+            flags = np.arange(k) % 3 == 0
+            return {"anomalous": flags, "max_score": np.ones(k), "tau": np.ones(k), "count_over_tau": flags * 2,
+                    "top_channels": [[(0, 1.0)]] * k, "history": None}
+
+    op = OrderWindowScore(from_env("lstm_ed", every_window=True, batch_size=64))
+    op.counters, op.scored = Recorder(), 0
+    op.models = SimpleNamespace(get=lambda key: SimpleNamespace(detector=Det(), version="3", name="lstm_ed-m"))
+    ts = np.arange(4, dtype=np.int64)
+    st = {"queue": [("m", i * 4, ts, np.zeros((4, 1), np.float32), 0) for i in range(7)], "version": None,
+          "history": None}
+    out = list(op._flush("m", st))
+    alerts = [r for r in out if not isinstance(r, tuple)]
+    scores = [r for r in out if isinstance(r, tuple) and r[0] is SCORES]
+    assert len(scores) == 7 and len(alerts) == 3  # windows 0, 3, 6
+    assert op.counters.total == {"windows_scored": 7, "alerts": 3}
+    assert op.counters.calls == ["windows_scored", "alerts"]
+    assert all(json.loads(a)["model_version"] == "3" for a in alerts)

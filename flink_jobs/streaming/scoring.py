@@ -131,9 +131,11 @@ class OrderWindowScore(KeyedProcessFunction):
                 yield DEAD, dead_letter_json(
                     row_dead_letter(r, "window_shape", f"model has {det.n_channels} channels"), "window")
             return
+        n_before = len(st["queue"])
         for first, ts, values, ingest in cut(st["order"], rows, int(det.length), int(det.step)):
-            self.counters.inc("windows")
             st["queue"].append((key, int(first), ts, values, int(ingest)))
+        if len(st["queue"]) > n_before:  # one metric update per block (each is a call into the JVM)
+            self.counters.inc("windows", len(st["queue"]) - n_before)
 
     def _flush(self, key, st):
         """Score the oldest ``batch_size`` queued windows."""
@@ -160,6 +162,10 @@ class OrderWindowScore(KeyedProcessFunction):
                 yield DEAD, window_dead_letter(w, "model_error", f"{type(exc).__name__}: {str(exc)[:160]}")
             return
         names = list(getattr(det, "channel_names", []) or [])
+        self.counters.inc("windows_scored", len(queue))  # one metric update per call, not per window
+        n_alerts = int(np.count_nonzero(out["anomalous"]))
+        if n_alerts:
+            self.counters.inc("alerts", n_alerts)
         for i, (series_id, first, ts, _values, ingest) in enumerate(queue):
             anomalous = bool(out["anomalous"][i])
             top = [(int(c), float(s)) for c, s in out["top_channels"][i]]
@@ -168,9 +174,7 @@ class OrderWindowScore(KeyedProcessFunction):
                 int(out["count_over_tau"][i]), float(det.delta), top, loaded.name, loaded.version, ingest,
                 row_index=int(first), channel_names=[names[c] for c, _ in top] if names else [],
             )
-            self.counters.inc("windows_scored")
             if anomalous:
-                self.counters.inc("alerts")
                 yield rec
             if self.cfg.every_window:
                 yield SCORES, rec
