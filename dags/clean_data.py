@@ -12,6 +12,7 @@ from datetime import timedelta
 from airflow.sdk import Param, dag, get_current_context, task
 
 from dags.assets import CLEANED_DATA
+from dags.mapped import mapped_results
 
 
 @dag(
@@ -52,7 +53,7 @@ def clean_data():
     def publish(reports) -> list[dict]:
         from flink_jobs.clean_job import format_report
 
-        reports = list(reports)
+        reports = mapped_results(reports)
         print(format_report(reports))
         return reports
 

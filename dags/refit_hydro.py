@@ -22,6 +22,7 @@ from datetime import timedelta
 from airflow.sdk import Param, dag, get_current_context, task
 
 from dags.assets import HYDRO_MODELS
+from dags.mapped import mapped_results
 
 
 @dag(
@@ -69,7 +70,7 @@ def refit_hydro():
     def promote(results) -> list[dict]:
         from training.hydro.dag_tasks import promote_all
 
-        return promote_all(list(results))
+        return promote_all(mapped_results(results))
 
     promote(refit.expand(sensor=find_sensors()))
 

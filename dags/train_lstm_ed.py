@@ -21,6 +21,7 @@ from datetime import timedelta
 from airflow.sdk import Param, dag, get_current_context, task
 
 from dags.assets import CLEANED_DATA, LSTM_ED_MODELS
+from dags.mapped import mapped_results
 
 POOL = "lstm_ed_training"
 CORES = max(1, os.cpu_count() or 1)
@@ -57,7 +58,7 @@ def train_lstm_ed():
     def promote(results) -> list[dict]:
         from training.lstm_ed.dag_tasks import promote_all
 
-        return promote_all(list(results))
+        return promote_all(mapped_results(results))
 
     promote(train.expand(machine=find_machines()))
 
