@@ -50,6 +50,18 @@ def set_challenger(name: str, version: str | int) -> None:
         retry_locked(MlflowClient().set_registered_model_alias)(name, CHALLENGER, str(version))
 
 
+def infer_signature(example, output):
+    """``mlflow.models.infer_signature`` without its hint that integer columns cannot hold missing values: our
+    integer columns (epoch-ms timestamps, counts, flags) never do, and the hint filled every training log."""
+    import warnings
+
+    from mlflow.models import infer_signature as infer
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column", category=UserWarning)
+        return infer(example, output)
+
+
 def log_model(python_model, name: str, signature, input_example, register: bool = True):
     """Log ``python_model`` as the active run's pyfunc ``model``; when ``register``, register it as ``name``.
 

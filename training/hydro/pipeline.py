@@ -89,7 +89,7 @@ def fit_sensor(series_id: str, history_df: pd.DataFrame, eval_df: pd.DataFrame |
     the run and tag of the model version ("none" without); a ``covariate`` column of ``history_df`` (the
     readings aligned by ``ts``) is used for the in-sample plot."""
     import mlflow
-    from mlflow.models import ModelSignature, infer_signature
+    from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
 
     from serving.core.event_metrics import all_metrics
@@ -140,7 +140,7 @@ def fit_sensor(series_id: str, history_df: pd.DataFrame, eval_df: pd.DataFrame |
               "order_reselected": order is None, "covariate": covariate or "none"}
     wrapper = HydroPyfunc(det)
     example = pd.DataFrame({"ts": h["ts"].to_numpy(np.int64)[-48:], "value": h["value"].to_numpy(float)[-48:]})
-    signature = infer_signature(example, wrapper.predict(None, example))
+    signature = registry.infer_signature(example, wrapper.predict(None, example))
     # the ice rule's water temperature is an optional input column (schema enforcement drops undeclared ones)
     signature = ModelSignature(Schema([*signature.inputs.inputs, ColSpec("double", "covariate", required=False)]),
                                signature.outputs)

@@ -261,7 +261,6 @@ def train_machine(machine_id: str, train: np.ndarray, test: np.ndarray | None = 
 
     import mlflow
     import pandas as pd
-    from mlflow.models import infer_signature
 
     from serving.lstm_pyfunc import LSTMEDPyfunc
     from serving.settings import get_settings
@@ -297,7 +296,7 @@ def train_machine(machine_id: str, train: np.ndarray, test: np.ndarray | None = 
     names = det.channel_names
     example = pd.DataFrame(np.asarray(train[: det.length + det.step], dtype=np.float32), columns=names)
     wrapper = LSTMEDPyfunc(det)
-    signature = infer_signature(example, wrapper.predict(None, example))
+    signature = registry.infer_signature(example, wrapper.predict(None, example))
     name = registry.registry_name(FAMILY, machine_id)
     tags = {"machine": machine_id, "data_version": data_version_tag or data_version(train),
             "git_commit": _git_commit(s.repo_root), "inference_mode": det.mode, "family": FAMILY}
