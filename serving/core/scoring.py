@@ -201,7 +201,7 @@ def sorted_median(x: np.ndarray, axis: int = -1) -> np.ndarray:
         raise ValueError("median of an empty axis")
     h = n // 2
     med = s[..., h] if n % 2 else (s[..., h - 1] + s[..., h]) / 2  # np.mean of the two middle points
-    return np.where(np.isnan(s[..., -1]), np.nan, med) if np.isnan(s[..., -1]).any() else med
+    return _nan_where_nan(s, med)
 
 
 def sorted_quantile(x: np.ndarray, q: float, axis: int = -1) -> np.ndarray:
@@ -221,7 +221,13 @@ def sorted_quantile(x: np.ndarray, q: float, axis: int = -1) -> np.ndarray:
     a, b = s[..., lo], s[..., hi]
     diff = b - a
     out = b - diff * (1 - t) if t >= 0.5 else a + diff * t
-    return np.where(np.isnan(s[..., -1]), np.nan, out) if np.isnan(s[..., -1]).any() else out
+    return _nan_where_nan(s, out)
+
+
+def _nan_where_nan(s: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """NaN where a sorted row (last axis) holds one (sorted last), as numpy's median and quantile give."""
+    nan = np.isnan(s[..., -1])
+    return np.where(nan, np.nan, out) if nan.any() else out
 
 
 def window_levels(feats: np.ndarray) -> np.ndarray:
