@@ -119,7 +119,7 @@ class LSTMEDDetector:
     def score_windows(self, windows: np.ndarray, history: list | None = None) -> dict:
         """Score raw windows in time order. ``history`` carries recent-window levels between stream calls
         (returned under 'history': a list, or with ``adapt_guard`` a dict of three short lists; channel_z:
-        ``{"levels": [...], "adapt": ..., "seen": [...]}``); None starts fresh (channel_z: from validation).
+        ``{"levels": array, "adapt": ..., "seen": array}``); None starts fresh (channel_z: from validation).
         Adds 'tau': the threshold each window was judged by (``self.tau`` unless ``stream_memory``)."""
         windows = np.asarray(windows, dtype=np.float32)
         if windows.ndim != 3 or windows.shape[2] != self.n_channels:

@@ -311,7 +311,7 @@ def feature_shares(feats: np.ndarray, n_channels: int, mask: np.ndarray | None =
 
 
 def stream_threshold(max_scores: np.ndarray, seen, far: float, memory: int,
-                     fallback: float = np.inf) -> tuple[np.ndarray, list]:
+                     fallback: float = np.inf) -> tuple[np.ndarray, np.ndarray]:
     """A drift-aware window threshold in the spirit of SPOT/DSPOT (Siffer et al., KDD 2017): window i's tau_i
     is the (1 - ``far``) quantile of the largest a_t of the windows the detector has seen before it: ``seen``
     (seeded with validation windows at the scoring step, so the first windows get the validation threshold)
