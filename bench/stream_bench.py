@@ -8,7 +8,7 @@
     and the JVM's JIT warm-up are left out, to the last window); then the continuous job fed at
     50 % of that row rate in rolled files: event-to-alert latency (file published -> window scored)
     p50/p99, split into the file source (published -> parsed by the splitter next to it) and the job (parsed ->
-    window scored, the hand-over to Python included);
+    window scored, the hand-over to Python included), and the same at lower loads (``--latency-loads``);
 (c) Ha et al.'s design: the same job, each window POSTed to ``mlflow models serve`` of the same model,
     plus the REST round trip alone.
 Everything runs in a temporary MLflow store; the model is trained for one epoch (inference cost
@@ -306,6 +306,9 @@ def main(argv=None) -> int:
                    help="skip the largest batch in the other Python execution mode (thread <-> process)")
     p.add_argument("--latency-seconds", type=float, default=30.0)
     p.add_argument("--file-ms", type=int, default=100, help="one landing file per this many ms in the latency run")
+    p.add_argument("--latency-loads", default="0.1,0.25",
+                   help="also measure event->alert latency at these fractions of the best (b) peak (comma-separated; "
+                   "'' to skip): how much load the job takes at a given p99")
     p.add_argument("--discovery-ms", type=int, default=5,
                    help="file source discovery interval, latency run (session 7: 5, cheap with the incremental "
                    "enumerator; 25 before)")
@@ -359,6 +362,11 @@ def main(argv=None) -> int:
     if lat.get("windows_per_file_p50"):  # a file's windows scored at the peak rate: the least its last one waits
         lat["burst_floor_ms"] = 1000 * lat["windows_per_file_p50"] / best["windows_per_s"]
     print(f"    latency at half load: {lat}", flush=True)
+    by_load = []
+    for load in [float(x) for x in args.latency_loads.split(",") if x.strip()]:
+        by_load.append({"load": load, **latency_run(args, names, tmp / f"lat-{load}", load * best["rows_per_s"],
+                                                     best["batch_size"])})
+        print(f"    latency at {load:.0%} of the peak: {by_load[-1]}", flush=True)
     lat1 = None
     if best["batch_size"] != 1 and 1 in runs:
         lat1 = latency_run(args, names, tmp / "lat1", 0.5 * runs[1]["rows_per_s"], 1)
@@ -392,6 +400,7 @@ def main(argv=None) -> int:
         **{f"b_job_batch_{bs}": r for bs, r in runs.items()},
         "b_extra_bundles": list(extra.values()),
         "b_best_batch": best["batch_size"], "b_latency_half_load": lat, "b_latency_half_load_batch_1": lat1,
+        "b_latency_by_load": by_load,
         "c_rest_job": c, "c_rest_alone_windows_per_s": alone,
         "ratios": {"b_over_a": best["windows_per_s"] / a64, "b_over_c": best["windows_per_s"] / c["windows_per_s"],
                    "b_over_a_cpu": best_cpu["windows_per_cpu_s"] / a64_cpu,
@@ -452,6 +461,12 @@ def table(r: dict) -> str:
                          f"{f(lat['file_first_window_ms_p50'])} ({f(lat['file_first_window_ms_p99'])}) / "
                          f"{f(lat['file_last_window_ms_p50'])} ({f(lat['file_last_window_ms_p99'])})",
                          "the gap is the file's burst" + floor))
+    for x in r.get("b_latency_by_load", []):
+        rows.append((f"(b) at {x['load']:.0%} of the batch-{x['batch_size']} peak ({x['rate_rows_per_s']:.0f} rows/s): "
+                     "event->alert p50 / p99 (file source p99, job p99)", "", "", "",
+                     f"{f(x['event_to_alert_ms_p50'])} / {f(x['event_to_alert_ms_p99'])} "
+                     f"({f(x['source_ms_p99'])}, {f(x['in_job_ms_p99'])})",
+                     f"{x['dead_letters']} dead letters"))
     rows += [
         ("(c) Flink job, REST call per window (paper)", f(c["windows_per_s"]), f(c["windows_per_cpu_s"]),
          f(c["rows_per_s"]), "",
