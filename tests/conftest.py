@@ -14,6 +14,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def project_dag_files() -> set[str]:
+    """The DAG files in dags/ (one DAG per file, named after it): the modules dags/.airflowignore leaves out
+    (the demo, the services, helpers) and __init__ excluded."""
+    ignored = {line.strip().replace("\\.", ".") for line in (ROOT / "dags" / ".airflowignore").read_text().splitlines()}
+    return {p.stem for p in (ROOT / "dags").glob("*.py") if p.name not in ignored | {"__init__.py"}}
 TMP = Path(tempfile.mkdtemp(prefix="sg-tests-"))
 
 # 2 cores: BLAS threads per process oversubscribe them and make the fits several times slower.

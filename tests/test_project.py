@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.conftest import ROOT, run_dag
+from tests.conftest import ROOT, project_dag_files, run_dag
 
 PACKAGES = ("serving", "training", "flink_jobs", "dags", "bench")
 
@@ -56,8 +56,7 @@ def test_dagbag_loads_every_dag_without_errors(airflow_db):
 
     bag = DagBag(dag_folder=str(ROOT / "dags"))
     assert bag.import_errors == {}
-    ignored = {line.strip().replace("\\.", ".") for line in (ROOT / "dags" / ".airflowignore").read_text().splitlines()}
-    files = {p.stem for p in (ROOT / "dags").glob("*.py") if p.name not in ignored | {"__init__.py"}}
+    files = project_dag_files()
     assert {"clean_data"} <= set(bag.dag_ids)
     assert len(bag.dag_ids) >= len(files)
 

@@ -20,13 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, project_dag_files
 
 pytestmark = pytest.mark.services
 
-_IGNORED = {line.strip().replace("\\.", ".") for line in (ROOT / "dags" / ".airflowignore").read_text().splitlines()}
-# One DAG per file, named after it.
-PROJECT_DAGS = {p.stem for p in (ROOT / "dags").glob("*.py") if p.name not in _IGNORED | {"__init__.py"}}
+PROJECT_DAGS = project_dag_files()
 
 
 def _free_ports(n: int) -> list[int]:
