@@ -16,11 +16,13 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 OUT = ROOT / "docs" / "results.md"
 # Reading order; files not named here follow alphabetically.
-ORDER = ["clean_bench", "smd_table2", "smd_table2_batch32", "hydro_bench", "hydro_bench_tod", "stream_bench",
+ORDER = ["clean_bench", "smd_table2", "smd_table2_batch32", "hydro_bench", "hydro_bench_tod", "hydro_reference",
+         "stream_bench",
          "redeploy_bench"]
 TITLES = {"clean_bench": "Cleaning (Flink batch job vs pandas)", "smd_table2": "LSTM-ED on SMD vs Ha et al. Table 2",
           "smd_table2_batch32": "LSTM-ED on SMD, batch size 32", "hydro_bench": "Hydro detector (ARIMA + Markov)",
           "hydro_bench_tod": "Hydro detector, opt-in time-of-day configs",
+          "hydro_reference": "Reference flaggers on Logan River stage (what chance scores)",
           "stream_bench": "Streaming scoring (in-process vs REST per window)",
           "redeploy_bench": "Redeploy and hot swap of the streaming jobs"}
 
