@@ -114,10 +114,11 @@ def _lines(args, names, start, rows):
 
 
 def throughput_run(args, names, root: Path, batch_size: int, rest_url: str = "", rows: int | None = None,
-                   mixed_lines: int = 0) -> dict:
+                   mixed_lines: int = 0, round_robin_rows: int = 0) -> dict:
     """The job on a backlog: one file per series (read one after the other by the single file reader), or
     with ``mixed_lines`` > 0 files of that many lines holding all series interleaved in time (a fleet's
-    landing files)."""
+    landing files), or with ``round_robin_rows`` > 0 per-series files of that many rows whose path order
+    takes the series in turn (each machine uploading its own files)."""
     from flink_jobs import replay
     from flink_jobs.env import stream_env
     from flink_jobs.streaming import lstm_job
@@ -132,6 +133,11 @@ def throughput_run(args, names, root: Path, batch_size: int, rest_url: str = "",
     if mixed_lines > 0:
         merged = replay.merge([iter(lines) for lines in by_name.values()])
         replay.write_landing(merged, land, rows_per_file=mixed_lines, prefix="mixed", progress=False)
+    elif round_robin_rows > 0:
+        for i in range(0, rows, round_robin_rows):
+            for name, lines in by_name.items():  # the prefix puts chunk i of every series before chunk i + 1
+                replay.write_landing(lines[i : i + round_robin_rows], land, rows_per_file=round_robin_rows,
+                                     prefix=f"r{i // round_robin_rows:05d}-{name}", progress=False)
     else:
         for name, lines in by_name.items():  # one file per series, read in order
             replay.write_landing(lines, land, rows_per_file=len(lines), prefix=name, progress=False)
@@ -304,6 +310,9 @@ def main(argv=None) -> int:
                    help="also run the largest batch in process mode with these Python bundle times (ms, comma-separated)")
     p.add_argument("--no-other-mode", dest="other_mode", action="store_false",
                    help="skip the largest batch in the other Python execution mode (thread <-> process)")
+    p.add_argument("--no-round-robin", dest="round_robin", action="store_false",
+                   help="skip the largest batch on a backlog of per-series files taken in turn (one file per "
+                   "series is the bench's layout)")
     p.add_argument("--latency-seconds", type=float, default=30.0)
     p.add_argument("--file-ms", type=int, default=100, help="one landing file per this many ms in the latency run")
     p.add_argument("--latency-loads", default="0.1,0.25",
@@ -354,6 +363,14 @@ def main(argv=None) -> int:
                 else:
                     os.environ[k] = v
         print(f"    batch {bs}, {key}: {extra[key]}", flush=True)
+    if args.round_robin:
+        # the same backlog landed as per-series files in turn: the single file reader then feeds both scoring
+        # subtasks at once instead of one series' file after the other (not used for the bars below)
+        bs, rr = max(runs), from_env("lstm_ed").line_block
+        extra["round-robin"] = {**throughput_run(args, names, tmp / f"b{bs}-round-robin", batch_size=bs,
+                                                 round_robin_rows=rr),
+                                "batch_size": bs, "python_mode": mode, "round_robin_rows": rr}
+        print(f"    batch {bs}, round-robin files: {extra['round-robin']}", flush=True)
     # the machine is shared: the ceiling again right after (b), and the higher of the two is used
     ceil_after = ceiling(det)
     print(f"    (a) again: {ceil_after}", flush=True)
@@ -435,8 +452,11 @@ def table(r: dict) -> str:
                      " of (a)"))
     for x in r.get("b_extra_bundles", []):
         what = (f"Python {x.get('python_mode', 'process')} mode" + (f", bundles of {x['bundle_ms']} ms"
-                if x.get("python_mode", "process") == "process" else ""))
-        rows.append((f"(b) same, batch {x['batch_size']}, {what} (not default)",
+                if x.get("python_mode", "process") == "process" else "") + " (not default)")
+        if x.get("round_robin_rows"):
+            what = (f"backlog landed as per-series files of {x['round_robin_rows']:,} rows taken in turn "
+                    "(not used for the bars)")
+        rows.append((f"(b) same, batch {x['batch_size']}, {what}",
                      f(x["windows_per_s"]), f(x["windows_per_cpu_s"]), f(x["rows_per_s"]), "",
                      f"{x['windows_per_s'] / a['batch_64']:.2f} / {x['windows_per_cpu_s'] / acpu['batch_64']:.2f}"
                      " of (a)"))
