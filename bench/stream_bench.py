@@ -405,8 +405,8 @@ def main(argv=None) -> int:
     print(f"    {c}; REST alone {alone:.1f} windows/s", flush=True)
 
     cores, cfg0 = os.cpu_count(), from_env("lstm_ed")
-    a64 = max(c[64] for c in ceilings)
-    a64_cpu = max(c["64_per_cpu_s"] for c in ceilings)
+    a64 = max(m[64] for m in ceilings)
+    a64_cpu = max(m["64_per_cpu_s"] for m in ceilings)
     best_cpu = max(runs.values(), key=lambda r: r["windows_per_cpu_s"])
     parallelism = os.environ.get("SG_FLINK_PARALLELISM", "2")
     res_json = {
@@ -417,9 +417,9 @@ def main(argv=None) -> int:
                      "series_per_subtask": series_per_subtask(names, int(parallelism)),
                      "python_mode": cfg0.python_mode,
                      "python_bundle": {"size": cfg0.bundle_size, "time_ms": cfg0.bundle_time_ms}},
-        "a_ceiling_windows_per_s": {"batch_1": max(c[1] for c in ceilings), "batch_64": a64,
+        "a_ceiling_windows_per_s": {"batch_1": max(m[1] for m in ceilings), "batch_64": a64,
                                     "each": ceilings},
-        "a_ceiling_windows_per_cpu_s": {"batch_1": max(c["1_per_cpu_s"] for c in ceilings),
+        "a_ceiling_windows_per_cpu_s": {"batch_1": max(m["1_per_cpu_s"] for m in ceilings),
                                         "batch_64": a64_cpu},
         **{f"b_job_batch_{bs}": r for bs, r in runs.items()},
         "b_extra_bundles": list(extra.values()),
