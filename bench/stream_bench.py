@@ -301,8 +301,13 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.stream_bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--machine", default="machine-1-2", help="SMD machine whose train/test rows are used")
     p.add_argument("--machines", type=int, default=8, help="series streamed at once (same model, own names)")
-    p.add_argument("--rows", type=int, default=40000,
-                   help="rows per series for the throughput runs (past the test half it starts over, later in time)")
+    p.add_argument("--rows", type=int, default=120000,
+                   help="rows per series for the throughput runs (past the test half it starts over, later in time; "
+                   "sessions 5-9: 40,000, a steady state of 3-4 s, too short for the JIT to settle)")
+    p.add_argument("--jvm-args", default=None,
+                   help="options of the mini-cluster's JVM (default: the JVM's own, as a standalone cluster runs them, "
+                   "C2 JIT included; the project's local default, C1 only, is for short jobs: "
+                   "'-XX:TieredStopAtLevel=1'); SG_FLINK_LOCAL_JVM_ARGS when set")
     p.add_argument("--rest-rows", type=int, default=2000, help="rows per series for the REST job")
     p.add_argument("--hidden", type=int, default=200, help="LSTM hidden units (paper: 200)")
     p.add_argument("--batches", default="1,16,64", help="job batch sizes (windows per model call) for (b)")
@@ -324,6 +329,11 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="stream-bench-"))
     _isolate(tmp)
+    # a standalone cluster's JVM runs with its defaults; the embedded mini-cluster's C1-only default saves
+    # start-up time in tests and demos but reads and parses lines several times slower (docs/streaming.md)
+    if args.jvm_args is None:
+        args.jvm_args = os.environ.get("SG_FLINK_LOCAL_JVM_ARGS", "")
+    os.environ["SG_FLINK_LOCAL_JVM_ARGS"] = args.jvm_args
     names = [f"bench-m{i + 1}" for i in range(args.machines)]
     t_start = time.time()
     load_start = os.getloadavg()
@@ -523,6 +533,7 @@ def table(r: dict) -> str:
                + f"; machine: {s['cpu_count']} CPU cores, shared: load average "
                f"{s['loadavg_start'][0]:.1f} at start, {s['loadavg_end'][0]:.1f} at end"
                + (f" (the bench ran at nice {s['nice']}, other work at 0)" if s.get("nice") else "")
+               + (f"; mini-cluster JVM options: {s['jvm_args'] or 'the JVM defaults (C2 JIT)'}" if "jvm_args" in s else "")
                + ("; Python operators in thread mode (inside the JVM via PEMJA, an element at a time, no bundles); "
                   if s.get("python_mode") == "thread" else
                   f"; Python workers in process mode, bundles {s['python_bundle']['size']} elements / "
