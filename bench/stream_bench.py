@@ -360,7 +360,8 @@ def main(argv=None) -> int:
     extra = {}
     from flink_jobs.streaming.config import from_env
 
-    mode = from_env("lstm_ed").python_mode
+    cfg0 = from_env("lstm_ed")  # the job's settings as the (b) runs get them (variants below set theirs)
+    mode = cfg0.python_mode
     other = {"thread": "process", "process": "thread"}[mode]
     variants = [({"SG_STREAM_PYTHON_MODE": other}, {"python_mode": other, "bundle_ms": 10})] if args.other_mode else []
     # the same job with longer Python bundles (process mode): less per-bundle overhead, more latency
@@ -385,7 +386,7 @@ def main(argv=None) -> int:
     if args.round_robin:
         # the same backlog landed as per-series files in turn: the single file reader then feeds both scoring
         # subtasks at once instead of one series' file after the other (not used for the bars below)
-        bs, rr = max(runs), from_env("lstm_ed").line_block
+        bs, rr = max(runs), cfg0.line_block
         extra["round-robin"] = with_ceiling({**throughput_run(args, names, tmp / f"b{bs}-round-robin", batch_size=bs,
                                                               round_robin_rows=rr),
                                              "batch_size": bs, "python_mode": mode, "round_robin_rows": rr})
@@ -414,7 +415,7 @@ def main(argv=None) -> int:
         proc.terminate()
     print(f"    {c}; REST alone {alone:.1f} windows/s", flush=True)
 
-    cores, cfg0 = os.cpu_count(), from_env("lstm_ed")
+    cores = os.cpu_count()
     a64 = max(m[64] for m in ceilings)
     a64_cpu = max(m["64_per_cpu_s"] for m in ceilings)
     best_cpu = max(runs.values(), key=lambda r: r["windows_per_cpu_s"])
